@@ -1,0 +1,45 @@
+"""The configuration of mailwright: one TOML file, validated into frozen dataclasses.
+
+Use :func:`load_config`; every problem raises
+:class:`~mailwright.errors.ConfigError` naming the file, line and key. The
+sections and their keys are documented in docs/configuration.md.
+"""
+
+from mailwright.config._load import DEFAULT_CONFIG_NAME, load_config
+from mailwright.config._model import (
+    Config,
+    DeliveryConfig,
+    DnsConfig,
+    DomainsConfig,
+    LimitsConfig,
+    ListenerConfig,
+    QueueConfig,
+    Role,
+    ServerConfig,
+)
+from mailwright.config._values import (
+    HostPort,
+    InvalidValue,
+    parse_duration,
+    parse_host_port,
+    parse_size,
+)
+
+__all__ = [
+    "DEFAULT_CONFIG_NAME",
+    "Config",
+    "DeliveryConfig",
+    "DnsConfig",
+    "DomainsConfig",
+    "HostPort",
+    "InvalidValue",
+    "LimitsConfig",
+    "ListenerConfig",
+    "QueueConfig",
+    "Role",
+    "ServerConfig",
+    "load_config",
+    "parse_duration",
+    "parse_host_port",
+    "parse_size",
+]

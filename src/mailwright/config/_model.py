@@ -1,0 +1,345 @@
+"""The sections of the configuration, one frozen dataclass each.
+
+Field names are the TOML keys; annotations drive conversion (see
+``_convert``); defaults are the embedded defaults, documented in
+docs/configuration.md. To add a section, write its dataclass here (or in the
+module it configures) and add one field to :class:`Config`.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from mailwright.config._convert import WithBaseDir
+from mailwright.config._values import (
+    HostPort,
+    InvalidValue,
+    parse_domain,
+    parse_domains,
+    parse_duration,
+    parse_host_port,
+    parse_ip,
+    parse_size,
+)
+from mailwright.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mailwright.routes import RouteTable
+
+KIB = 1 << 10
+MIB = 1 << 20
+
+
+def _positive(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidValue(f"expected a whole number >= 1, got {value!r}")
+    return value
+
+
+def _hostname(value: object) -> str:
+    if not isinstance(value, str):
+        raise InvalidValue(f"expected a host name, got {value!r}")
+    return parse_domain(value)
+
+
+def _nameserver(value: object) -> HostPort:
+    address = parse_host_port(value, default_port=53)
+    parse_ip(address.host)  # resolvers are addressed by IP: no DNS to find DNS
+    return address
+
+
+def _listen_address(value: object) -> HostPort:
+    address = parse_host_port(value)
+    parse_ip(address.host)  # bind to an address, not a name that may resolve elsewhere
+    return address
+
+
+def _retry_intervals(value: object) -> tuple[float, ...]:
+    if not isinstance(value, list) or not value:
+        raise InvalidValue(f"expected a non-empty list of durations, got {value!r}")
+    intervals = tuple(parse_duration(item) for item in value)
+    if any(interval <= 0 for interval in intervals):
+        raise InvalidValue("every retry interval must be longer than 0s")
+    return intervals
+
+
+def _optional_duration(value: object) -> float | None:
+    if value is False:
+        return None
+    return parse_duration(value)
+
+
+Seconds = Annotated[float, parse_duration]
+Bytes = Annotated[int, parse_size]
+Count = Annotated[int, _positive]
+Domains = Annotated[tuple[str, ...], parse_domains]
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """``[server]``: identity and where state lives."""
+
+    hostname: Annotated[str, _hostname] = field(default_factory=socket.getfqdn)
+    spool: Path = Path("var/spool")
+    events_log: Path = Path("var/log/events.jsonl")
+    users_file: Path = Path("var/users")
+    fsync: bool = True
+    min_free_space: Bytes = 100 * MIB
+
+    @property
+    def control_socket(self) -> Path:
+        """The UNIX socket through which CLI commands reach the running server."""
+        return self.spool / "control.sock"
+
+
+@dataclass(frozen=True)
+class DnsConfig:
+    """``[dns]``: the resolvers. No nameservers means the system's (resolv.conf)."""
+
+    nameservers: tuple[Annotated[HostPort, _nameserver], ...] = ()
+    timeout: Seconds = 5.0
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """``[limits]``: defaults for every listener; a listener may override each."""
+
+    max_connections: Count = 1000
+    max_connections_per_ip: Count = 50
+    command_timeout: Seconds = 300.0  # RFC 5321 §4.5.3.2.7: at least 5 minutes
+    data_timeout: Seconds = 300.0
+    max_message_size: Bytes = 25 * MIB
+    max_recipients: Count = 1000  # RFC 5321 §4.5.3.1.8: at least 100
+    max_errors: Count = 10
+    bare_line_endings: Literal["reject", "normalize"] = "reject"
+
+
+Role = Literal["inbound", "submission"]
+
+
+@dataclass(frozen=True)
+class ListenerConfig:
+    """``[[listener]]``: one listening socket and its limits.
+
+    ``inbound`` accepts mail for the relay and local domains from anyone;
+    ``submission`` accepts mail for anywhere from authenticated users.
+    """
+
+    role: Role
+    address: Annotated[HostPort, _listen_address]
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    max_connections: Count = LimitsConfig.max_connections
+    max_connections_per_ip: Count = LimitsConfig.max_connections_per_ip
+    command_timeout: Seconds = LimitsConfig.command_timeout
+    data_timeout: Seconds = LimitsConfig.data_timeout
+    max_message_size: Bytes = LimitsConfig.max_message_size
+    max_recipients: Count = LimitsConfig.max_recipients
+    max_errors: Count = LimitsConfig.max_errors
+    bare_line_endings: Literal["reject", "normalize"] = LimitsConfig.bare_line_endings
+
+    def __post_init__(self) -> None:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            missing = "tls_key" if self.tls_key is None else "tls_cert"
+            present = "tls_cert" if missing == "tls_key" else "tls_key"
+            raise InvalidValue(f"{present} is set but {missing} is not", key=present)
+        for name in ("tls_cert", "tls_key"):
+            path: Path | None = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise InvalidValue(f"{str(path)!r} is not a readable file", key=name)
+
+    @property
+    def tls(self) -> bool:
+        """True when STARTTLS is offered (a certificate and key are configured)."""
+        return self.tls_cert is not None
+
+
+def _default_listeners() -> tuple[ListenerConfig, ...]:
+    return (
+        ListenerConfig("inbound", HostPort("127.0.0.1", 2525)),
+        ListenerConfig("submission", HostPort("127.0.0.1", 2587)),
+    )
+
+
+_DEFAULT_LISTENERS_TOML = [
+    {"role": "inbound", "address": "127.0.0.1:2525"},
+    {"role": "submission", "address": "127.0.0.1:2587"},
+]
+
+
+@dataclass(frozen=True)
+class DomainsConfig:
+    """``[domains]``: which recipient domains the inbound listener accepts.
+
+    ``relay`` domains are relayed to their MX (or their route); ``local``
+    domains are delivered through their route (the server gives a local
+    domain without one a Maildir route under the spool's parent folder).
+    """
+
+    relay: Domains = ()
+    local: Domains = ()
+
+    def __post_init__(self) -> None:
+        for domain in self.local:
+            if domain in self.relay:
+                raise InvalidValue(f"{domain!r} is both a relay and a local domain", key="local")
+
+    def accepts(self, domain: str) -> bool:
+        """True when the inbound listener takes mail for ``domain``."""
+        name = domain.lower().rstrip(".")
+        return name in self.relay or name in self.local
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    """``[queue]``: the retry schedule and delivery concurrency."""
+
+    retry_intervals: Annotated[tuple[float, ...], _retry_intervals] = (
+        300.0,
+        600.0,
+        1800.0,
+        3600.0,
+        7200.0,
+        14400.0,
+    )
+    lifetime: Seconds = 5 * 86400.0
+    delay_warning: Annotated[float | None, _optional_duration] = 4 * 3600.0
+    max_connections_per_destination: Count = 10
+    max_messages_per_connection: Count = 100
+    bounce_original_limit: Bytes = 100 * KIB
+
+    def __post_init__(self) -> None:
+        if self.lifetime <= 0:
+            raise InvalidValue("the lifetime must be longer than 0s", key="lifetime")
+        if self.delay_warning is not None and self.delay_warning >= self.lifetime:
+            raise InvalidValue(
+                "the delay warning must come before the lifetime ends", key="delay_warning"
+            )
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    """``[delivery]``: how outgoing connections are made.
+
+    An empty ``helo_name`` means ``server.hostname`` (filled in by the loader).
+    """
+
+    helo_name: str = ""
+    tls: Literal["opportunistic", "none", "required"] = "opportunistic"
+    connect_timeout: Seconds = 30.0
+    source_address: Annotated[str, parse_ip] | None = None
+    port: Count = 25  # the TCP port of MX hosts; tests point it at a loopback peer
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.port <= 65535:
+            raise InvalidValue(f"port must be 1 to 65535, got {self.port}", key="port")
+        if self.helo_name:
+            _hostname(self.helo_name)
+
+
+def _routes(value: object, base_dir: Path) -> dict[str, str]:
+    """``[routes]``: key = route string, each checked by :mod:`mailwright.routes`.
+
+    Keys are domains, ``.parent`` (every subdomain) or ``*``. A relative path in
+    a ``maildir:`` or ``lmtp:unix:`` route is made absolute against the
+    configuration's folder, like every other path in the file.
+    """
+    from mailwright.routes import RouteTable
+
+    if not isinstance(value, dict):
+        raise InvalidValue(f"expected a table of domain = route, got {value!r}")
+    routes: dict[str, str] = {}
+    for key, route in value.items():
+        if not isinstance(route, str):
+            raise InvalidValue(f"expected a route string, got {route!r}", key=(key,))
+        route = _absolute_route_path(route.strip(), base_dir)
+        try:
+            RouteTable({key: route})
+        except ConfigError as error:  # RouteError
+            raise InvalidValue(error.detail, key=(key,)) from None
+        routes[key] = route
+    return routes
+
+
+def _absolute_route_path(route: str, base_dir: Path) -> str:
+    for prefix in ("maildir:", "lmtp:unix:"):
+        if route.lower().startswith(prefix):
+            path = route[len(prefix) :]
+            if path and not path.startswith("/"):
+                return f"{prefix}{base_dir / path}"
+    return route
+
+
+def _overlap(first: HostPort, second: HostPort) -> bool:
+    """True when two listen addresses cannot both be bound (same port, same or wildcard host)."""
+    if first.port != second.port:
+        return False
+    if first.host == second.host:
+        return True
+    wildcards = {"0.0.0.0", "::"}
+    same_family = (":" in first.host) == (":" in second.host)
+    return same_family and (first.host in wildcards or second.host in wildcards)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration. Build it with :func:`mailwright.config.load_config`.
+
+    ``source`` is the file it was read from, None for the embedded defaults.
+    """
+
+    server: ServerConfig = field(default_factory=ServerConfig)
+    dns: DnsConfig = field(default_factory=DnsConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    listener: tuple[ListenerConfig, ...] = field(
+        default_factory=_default_listeners,
+        metadata={"default_toml": _DEFAULT_LISTENERS_TOML, "defaults_from": "limits"},
+    )
+    domains: DomainsConfig = field(default_factory=DomainsConfig)
+    routes: Annotated[dict[str, str], WithBaseDir(_routes)] = field(default_factory=dict)
+    queue: QueueConfig = field(default_factory=QueueConfig)
+    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    source: Path | None = field(default=None, metadata={"toml": False})
+
+    def __post_init__(self) -> None:
+        for index, listener in enumerate(self.listener):
+            for earlier, other in enumerate(self.listener[:index]):
+                if _overlap(listener.address, other.address):
+                    raise InvalidValue(
+                        f"{listener.address} overlaps listener[{earlier}] ({other.address})",
+                        key=("listener", index, "address"),
+                    )
+
+    def route_table(self) -> RouteTable:
+        """``[routes]`` as a :class:`~mailwright.routes.RouteTable` for lookups."""
+        from mailwright.routes import RouteTable
+
+        return RouteTable(self.routes)
+
+    @property
+    def listeners(self) -> tuple[ListenerConfig, ...]:
+        """The ``[[listener]]`` entries (the TOML name is singular)."""
+        return self.listener
+
+    def first_listener(self, role: Role) -> ListenerConfig | None:
+        """The first listener with ``role``, or None."""
+        return next((item for item in self.listener if item.role == role), None)
+
+    def summary(self) -> dict[str, Any]:
+        """A short JSON-able description for ``mailwright config check``."""
+        return {
+            "source": str(self.source) if self.source else None,
+            "hostname": self.server.hostname,
+            "spool": str(self.server.spool),
+            "listeners": [
+                {"role": item.role, "address": str(item.address), "starttls": item.tls}
+                for item in self.listener
+            ],
+            "relay_domains": list(self.domains.relay),
+            "local_domains": list(self.domains.local),
+            "routes": dict(self.routes),
+            "nameservers": [str(item) for item in self.dns.nameservers] or "system",
+        }

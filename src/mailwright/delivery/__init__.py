@@ -1,0 +1,1 @@
+"""Delivery transports: SMTP and LMTP over asyncio, and Maildir."""

@@ -1,0 +1,418 @@
+"""The delivery agent: due work in the spool becomes deliveries, outcomes and bounces.
+
+Theory of operation. One *claim loop* asks the spool for recipients that are
+due (an index range scan, never a scan of the whole queue), groups each claimed
+message's recipients by destination (their route, or their domain for MX
+delivery) and files one :class:`WorkItem` per message and destination into
+:class:`~mailwright.queue.active.ActiveQueues`. For every destination with work
+and a free connection slot a *worker* task takes a batch, finds the next hop,
+opens one connection and delivers the batch's messages on it one after another
+(connection reuse), then gives the slot back; the queues' limits bound the
+connections per destination and in total. Each attempt is settled by
+:mod:`mailwright.delivery.outcomes` and written back to the spool in one
+transaction together with its bounces; the spool's group commit batches those
+writes with incoming messages.
+
+The agent holds at most ``max_active`` recipients in memory; everything else
+stays on disk, which is why a million queued messages cost almost no memory.
+Whether the agent runs in the receiving process or its own is the caller's
+choice: new work is found by polling the spool as well as by its wake-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import dns.asyncresolver
+
+from mailwright.delivery.cache import ConnectionCache
+from mailwright.delivery.maildir import MaildirDelivery
+from mailwright.delivery.nexthop import ConnectSettings, HopFailure, connect, find_hops
+from mailwright.delivery.outcomes import OutcomePolicy, Settled, settle
+from mailwright.delivery.smtp import ConnectionLost, SmtpConnection, SmtpDeliveryError
+from mailwright.dns.mx import NextHop
+from mailwright.envelope import Recipient
+from mailwright.events import EventLog
+from mailwright.queue.active import ActiveQueues
+from mailwright.routes import Route, RouteTable
+from mailwright.smtp.replies import Reply
+from mailwright.spool import Claimed, ClaimedRecipient, MessageNotFoundError, Spool
+
+logger = logging.getLogger("mailwright.delivery")
+
+LOCAL_FAILURE = Reply(451, "4.3.0", "Local error in delivery")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkItem:
+    """The recipients of one claimed message that share one destination."""
+
+    claimed: Claimed
+    recipients: tuple[ClaimedRecipient, ...]
+    route: Route
+    domain: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSettings:
+    """Limits of the agent (see docs/configuration.md, ``[queue]``)."""
+
+    max_active: int = 20_000
+    claim_batch: int = 500
+    poll_interval: float = 1.0
+    connections_per_destination: int = 20
+    messages_per_connection: int = 100
+    max_connections: int = 500
+    connection_idle: float = 2.0
+
+
+class DeliveryAgent:
+    """Runs deliveries until :meth:`stop`; see the module docstring."""
+
+    def __init__(
+        self,
+        spool: Spool,
+        routes: RouteTable,
+        resolver: dns.asyncresolver.Resolver,
+        policy: OutcomePolicy,
+        connect_settings: ConnectSettings,
+        events: EventLog,
+        settings: AgentSettings | None = None,
+        *,
+        maildir_fsync: bool = True,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.spool = spool
+        self.routes = routes
+        self.resolver = resolver
+        self.policy = policy
+        self.connect_settings = connect_settings
+        self.events = events
+        self.settings = settings or AgentSettings()
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.maildir_fsync = maildir_fsync
+        self.active: ActiveQueues[WorkItem] = ActiveQueues(
+            connections=self.settings.connections_per_destination,
+            messages_per_connection=self.settings.messages_per_connection,
+            max_connections=self.settings.max_connections,
+        )
+        self._held = 0  # recipients claimed and not yet settled
+        self._workers: set[asyncio.Task[None]] = set()
+        self._writes: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        self._room = asyncio.Event()
+        self._maildirs: dict[str, MaildirDelivery] = {}
+        self.cache = ConnectionCache(
+            idle=self.settings.connection_idle,
+            per_destination=self.settings.connections_per_destination,
+        )
+        self.delivered = 0
+
+    # -- The claim loop ----------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Claim and dispatch work until :meth:`stop` is called."""
+        while not self._stopping:
+            self.cache.expire()
+            claimed = await self._claim()
+            self._dispatch()
+            if claimed >= self.settings.claim_batch:
+                await asyncio.sleep(0)
+                continue
+
+            timeout = self._sleep_time()
+            if self._held >= self.settings.max_active:
+                self._room.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._room.wait(), timeout)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(timeout):
+                        await self.spool.wait_for_work()
+
+    async def _claim(self) -> int:
+        room = self.settings.max_active - self._held
+        if room <= 0:
+            return 0
+        batch = await self.spool.claim_due(self.clock(), min(room, self.settings.claim_batch))
+        count = 0
+        for claimed in batch:
+            for item in self._split(claimed):
+                self.active.add(self.routes.destination_key(item.domain), item)
+                count += len(item.recipients)
+        self._held += count
+        return count
+
+    def _split(self, claimed: Claimed) -> list[WorkItem]:
+        """Group a message's recipients by destination; one item per destination."""
+        groups: dict[str, list[ClaimedRecipient]] = {}
+        routes: dict[str, tuple[Route, str]] = {}
+        for rcpt in claimed.recipients:
+            key = self.routes.destination_key(rcpt.domain)
+            groups.setdefault(key, []).append(rcpt)
+            routes.setdefault(key, (self.routes.lookup(rcpt.domain), rcpt.domain))
+        return [
+            WorkItem(claimed, tuple(rcpts), routes[key][0], routes[key][1])
+            for key, rcpts in groups.items()
+        ]
+
+    def _sleep_time(self) -> float:
+        due = self.spool.next_due()
+        if due is None:
+            return self.settings.poll_interval
+        return max(0.0, min(due - self.clock(), self.settings.poll_interval))
+
+    def _dispatch(self) -> None:
+        """Start a worker for every destination with work and a free slot."""
+        if self._stopping:
+            return
+        for destination in self.active.ready():
+            while self.active.free_slots(destination) and self.active.pending(destination):
+                batch = self.active.take(destination)
+                if not batch:
+                    break
+                task = asyncio.create_task(self._work(destination, batch))
+                self._workers.add(task)
+                task.add_done_callback(self._workers.discard)
+
+    # -- Workers -----------------------------------------------------------------------
+
+    async def _work(self, destination: str, batch: list[WorkItem]) -> None:
+        untried: list[WorkItem] = []
+        try:
+            untried = await self._deliver_batch(destination, batch)
+        finally:
+            self.active.release(destination, untried)
+            if not self._stopping:
+                self._dispatch()
+
+    async def _deliver_batch(self, destination: str, batch: list[WorkItem]) -> list[WorkItem]:
+        """Deliver a batch on one connection; return the items left untried (at stop)."""
+        route = batch[0].route
+        if route.kind == "maildir":
+            for index, item in enumerate(batch):
+                if self._stopping:
+                    return batch[index:]
+                try:
+                    await self._deliver_maildir(item)
+                except Exception:
+                    logger.exception("delivery.failed queue_id=%s", item.claimed.queue_id)
+                    self._settle(item, [(r, LOCAL_FAILURE) for r in item.recipients], None, None)
+            return []
+
+        try:
+            hops, port = await find_hops(
+                route, batch[0].domain, self.resolver, self.rng, self.connect_settings
+            )
+        except (HopFailure, Exception) as failure:
+            if not isinstance(failure, HopFailure):
+                logger.exception("delivery.next_hop_failed domain=%s", batch[0].domain)
+                failure = HopFailure(LOCAL_FAILURE)
+            for item in batch:
+                await self._settle_all(item, failure.reply, failure.remote_host)
+            return []
+
+        return await self._deliver_smtp_batch(destination, batch, hops, port)
+
+    async def _deliver_smtp_batch(
+        self, destination: str, batch: list[WorkItem], hops: list[NextHop], port: int
+    ) -> list[WorkItem]:
+        """Deliver ``batch`` over one session (cached, or new), then cache it again."""
+        lmtp = batch[0].route.kind == "lmtp"
+        connection = self.cache.get(destination)
+        used = connection is not None
+        try:
+            for index, item in enumerate(batch):
+                if self._stopping:
+                    return batch[index:]
+                content = await self._content(item)
+                if content is None:
+                    continue
+                for _ in range(2):
+                    if connection is None or not connection.reusable:
+                        if connection is not None:
+                            await connection.close()
+                        connection, used = None, False
+                        try:
+                            connection = await connect(
+                                hops, port, lmtp=lmtp, settings=self.connect_settings
+                            )
+                        except HopFailure as failure:
+                            for rest in batch[index:]:
+                                await self._settle_all(rest, failure.reply, failure.remote_host)
+                            return []
+                    try:
+                        if await self._deliver_smtp(connection, item, content, retry_ok=used):
+                            break
+                    except Exception:
+                        # A bug must not lose the message: it is retried like a 4xx.
+                        logger.exception("delivery.failed queue_id=%s", item.claimed.queue_id)
+                        self._settle(
+                            item, [(r, LOCAL_FAILURE) for r in item.recipients], None, None
+                        )
+                        break
+                    finally:
+                        used = True
+                    # The reused session had died in the meantime: once more on a new one.
+                    await connection.close()
+                    connection = None
+        finally:
+            if connection is not None:
+                self.cache.put(destination, connection)
+        return []
+
+    async def _deliver_smtp(
+        self, connection: SmtpConnection, item: WorkItem, content: bytes, *, retry_ok: bool
+    ) -> bool:
+        """Send one message and settle it; False (unsettled) when a reused session was dead.
+
+        A session that breaks before the peer answered anything, after it had
+        already carried a message or sat in the cache, is most likely one the
+        peer closed while idle: the caller retries on a fresh connection
+        instead of deferring the message.
+        """
+        envelope = item.claimed.envelope
+        recipients = [_as_recipient(r) for r in item.recipients]
+        try:
+            done = await connection.deliver(
+                envelope.sender,
+                recipients,
+                content,
+                smtputf8=envelope.smtputf8,
+                envid=envelope.envid,
+                ret=envelope.ret,
+            )
+            replies = done.final_replies
+        except SmtpDeliveryError as exc:
+            if retry_ok and exc.partial is None and isinstance(exc, ConnectionLost):
+                return False
+            replies = (
+                exc.partial.final_replies
+                if exc.partial is not None
+                else [exc.reply] * len(recipients)
+            )
+        self._settle(
+            item, list(zip(item.recipients, replies, strict=True)), connection.peer_name, content
+        )
+        return True
+
+    async def _deliver_maildir(self, item: WorkItem) -> None:
+        content = await self._content(item)
+        if content is None:
+            return
+        path = item.route.path or "mail"
+        maildir = self._maildirs.get(path)
+        if maildir is None:
+            maildir = self._maildirs[path] = MaildirDelivery(
+                path, hostname=self.policy.hostname, fsync=self.maildir_fsync
+            )
+        replies = await maildir.deliver(
+            item.claimed.envelope, content, [_as_recipient(r) for r in item.recipients]
+        )
+        self._settle(item, list(zip(item.recipients, replies, strict=True)), None, content)
+
+    async def _content(self, item: WorkItem) -> bytes | None:
+        try:
+            return await self.spool.load_content(item.claimed)
+        except MessageNotFoundError:
+            # Deleted by the postmaster while queued: nothing to deliver or report.
+            self._release(len(item.recipients))
+            return None
+
+    async def _settle_all(self, item: WorkItem, reply: Reply, remote: str | None) -> None:
+        content = await self._content(item) if reply.is_permanent else b""
+        if content is None:
+            return
+        self._settle(item, [(r, reply) for r in item.recipients], remote, content)
+
+    # -- Settling ------------------------------------------------------------------------
+
+    def _settle(
+        self,
+        item: WorkItem,
+        results: Sequence[tuple[ClaimedRecipient, Reply]],
+        remote_host: str | None,
+        content: bytes | None,
+    ) -> None:
+        settled = settle(
+            item.claimed,
+            results,
+            remote_host=remote_host,
+            content=content,
+            policy=self.policy,
+            now=self.clock(),
+            rng=self.rng,
+        )
+        self._write(settled, len(results))
+
+    def _write(self, settled: Settled, count: int) -> None:
+        """Record outcomes in the background; the spool's writer batches them."""
+        for name, fields in settled.events:
+            self.events.emit(name, **fields)
+            if name == "delivered":
+                self.delivered += 1
+
+        task = asyncio.create_task(self._record(settled, count))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def _record(self, settled: Settled, count: int) -> None:
+        try:
+            ids = await self.spool.record(settled.outcomes, settled.bounces)
+        except Exception:
+            # The recipients stay claimed in the spool and are retried after a
+            # restart (at least once); nothing is lost.
+            logger.exception("delivery.record_failed outcomes=%d", len(settled.outcomes))
+            return
+        finally:
+            self._release(count)
+        for queue_id in ids:
+            logger.info("delivery.bounce_queued queue_id=%s", queue_id)
+
+    def _release(self, count: int) -> None:
+        self._held -= count
+        self._room.set()
+
+    # -- Administration ------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Look for due work now (after a flush)."""
+        self._room.set()
+
+    def statistics(self) -> dict[str, Any]:
+        """A snapshot for metrics and ``mailwright queue``."""
+        stats = self.active.statistics()
+        return {
+            "held_recipients": self._held,
+            "workers": len(self._workers),
+            "pending_writes": len(self._writes),
+            "delivered": self.delivered,
+            "active": stats,
+        }
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop claiming, let workers finish their current message, flush writes."""
+        self._stopping = True
+        self._room.set()
+        if self._workers:
+            _, pending = await asyncio.wait(set(self._workers), timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=2)
+        await self.cache.close_all()
+        if self._writes:
+            await asyncio.wait(set(self._writes), timeout=grace)
+
+
+def _as_recipient(rcpt: ClaimedRecipient) -> Recipient:
+    return Recipient(rcpt.address, rcpt.notify, rcpt.orcpt)

@@ -1,0 +1,210 @@
+"""``mailwright serve``: wire the configuration into listeners, spool and delivery.
+
+One :class:`Application` owns every long-lived part: the spool, the event
+log, the credential store, the resolver, the SMTP listeners, the delivery
+agent and the control socket through which CLI commands reach the running
+server. :func:`serve` runs it until SIGTERM or SIGINT, then stops it in the
+reverse order: listeners first (no new mail), then delivery (current messages
+finish), then the spool (claims are released, so nothing waits for a lease).
+SIGHUP reopens the event log (for logrotate).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import ssl
+from pathlib import Path
+from typing import Any
+
+from mailwright.config import Config, ListenerConfig
+from mailwright.control import ControlServer
+from mailwright.delivery.agent import AgentSettings, DeliveryAgent
+from mailwright.delivery.nexthop import ConnectSettings
+from mailwright.delivery.outcomes import OutcomePolicy
+from mailwright.delivery.smtp import ClientTimeouts
+from mailwright.dns.resolver import make_resolver
+from mailwright.events import EventLog
+from mailwright.queue.retry import RetrySchedule
+from mailwright.queue_admin import SpoolQueueAdmin
+from mailwright.routes import RouteTable, normalize_domain
+from mailwright.server.listener import SmtpListener
+from mailwright.server.mta import MtaHandler
+from mailwright.smtp.server_settings import SessionSettings
+from mailwright.spool import Spool
+from mailwright.users import UserStore
+
+logger = logging.getLogger("mailwright.server")
+
+CONTROL_SOCKET = "control.sock"
+
+
+class Application:
+    """Every part of a running mailwright, built from one :class:`Config`."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        server = config.server
+        self.spool = Spool(server.spool, fsync=server.fsync, min_free_bytes=server.min_free_space)
+        server.events_log.parent.mkdir(parents=True, exist_ok=True)
+        self.events = EventLog(server.events_log)
+        self.users = UserStore(server.users_file)
+        self.routes = RouteTable(_routes_with_local_defaults(config))
+        self.resolver = make_resolver(
+            [str(ns) for ns in config.dns.nameservers] or None, timeout=config.dns.timeout
+        )
+        self.agent = DeliveryAgent(
+            self.spool,
+            self.routes,
+            self.resolver,
+            OutcomePolicy(
+                RetrySchedule(
+                    config.queue.retry_intervals,
+                    config.queue.lifetime,
+                    config.queue.delay_warning,
+                    jitter=0.1,
+                ),
+                hostname=server.hostname,
+                return_limit=config.queue.bounce_original_limit,
+            ),
+            ConnectSettings(
+                helo_name=config.delivery.helo_name or server.hostname,
+                tls=config.delivery.tls,
+                timeouts=ClientTimeouts(connect=config.delivery.connect_timeout),
+                source_address=config.delivery.source_address,
+                mx_port=config.delivery.port,
+                local_names=(server.hostname,),
+            ),
+            self.events,
+            AgentSettings(
+                connections_per_destination=config.queue.max_connections_per_destination,
+                messages_per_connection=config.queue.max_messages_per_connection,
+            ),
+            maildir_fsync=server.fsync,
+        )
+        accepted = frozenset(
+            normalize_domain(d) for d in (*config.domains.local, *config.domains.relay)
+        )
+        self.listeners = [
+            self._listener(index, listener, accepted)
+            for index, listener in enumerate(config.listener)
+        ]
+        self.control = ControlServer(Path(server.spool) / CONTROL_SOCKET, _RunningQueueAdmin(self))
+        self._agent_task: asyncio.Task[None] | None = None
+
+    def _listener(
+        self, index: int, listener: ListenerConfig, accepted: frozenset[str]
+    ) -> SmtpListener:
+        handler = MtaHandler(
+            role=listener.role,
+            hostname=self.config.server.hostname,
+            spool=self.spool,
+            events=self.events,
+            users=self.users,
+            accepted_domains=accepted,
+        )
+        settings = SessionSettings(
+            hostname=self.config.server.hostname,
+            max_message_size=listener.max_message_size,
+            max_recipients=listener.max_recipients,
+            max_errors=listener.max_errors,
+            bare_line_endings=listener.bare_line_endings,
+            auth_required=listener.role == "submission",
+        )
+        return SmtpListener(
+            f"{listener.role}-{index}",
+            listener.role,
+            listener.address.host,
+            listener.address.port,
+            handler,
+            settings,
+            _tls_context(listener),
+            max_connections=listener.max_connections,
+            max_connections_per_ip=listener.max_connections_per_ip,
+            command_timeout=listener.command_timeout,
+            data_timeout=listener.data_timeout,
+        )
+
+    async def start(self) -> None:
+        """Open the spool, start delivery, the control socket and the listeners."""
+        await self.spool.open()
+        self._agent_task = asyncio.create_task(self.agent.run(), name="delivery-agent")
+        await self.control.start()
+        for listener in self.listeners:
+            await listener.start()
+        logger.info(
+            "server.started hostname=%s listeners=%s spool=%s",
+            self.config.server.hostname,
+            ",".join(f"{lst.role}@{lst.host}:{lst.port}" for lst in self.listeners),
+            self.config.server.spool,
+        )
+
+    async def stop(self) -> None:
+        """Stop in reverse order; see the module docstring."""
+        logger.info("server.stopping")
+        for listener in self.listeners:
+            await listener.stop(grace=10.0)
+        await self.agent.stop()
+        if self._agent_task is not None:
+            self._agent_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._agent_task
+        await self.control.stop()
+        await self.spool.close()
+        self.events.close()
+        logger.info("server.stopped")
+
+
+class _RunningQueueAdmin(SpoolQueueAdmin):
+    """Queue administration inside the server: a flush wakes the delivery agent."""
+
+    def __init__(self, app: Application) -> None:
+        super().__init__(
+            app.spool,
+            hostname=app.config.server.hostname,
+            return_limit=app.config.queue.bounce_original_limit,
+            events=app.events,
+        )
+        self.app = app
+
+    async def flush(self, queue_id: str | None) -> dict[str, Any]:
+        result = await super().flush(queue_id)
+        self.app.agent.wake()
+        return result
+
+
+def _routes_with_local_defaults(config: Config) -> dict[str, str]:
+    """The routes, plus a Maildir route for every local domain that has none."""
+    routes = dict(config.routes)
+    table = RouteTable(routes)
+    mail = Path(config.server.spool).parent / "mail"
+    for domain in config.domains.local:
+        if table.lookup(domain).is_mx:
+            routes[domain] = f"maildir:{mail.resolve()}"
+    return routes
+
+
+def _tls_context(listener: ListenerConfig) -> ssl.SSLContext | None:
+    if listener.tls_cert is None or listener.tls_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(listener.tls_cert, listener.tls_key)
+    return context
+
+
+async def serve(config: Config) -> None:
+    """Run mailwright until SIGTERM or SIGINT."""
+    app = Application(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, app.events.reopen)
+
+    await app.start()
+    try:
+        await stop.wait()
+    finally:
+        await app.stop()

@@ -1,0 +1,503 @@
+"""The asyncio SMTP listener: sockets, timeouts and limits around a ServerSession.
+
+Each connection is one loop. Ask the session for its next event; on
+``NEED_DATA`` write every queued reply in one go (so a pipelined group gets
+one write, RFC 2920 §3) and read more; on a decision event ask the
+:class:`~mailwright.server.handler.SessionHandler` and answer. The protocol
+itself lives in :mod:`mailwright.smtp.server` and is tested without sockets;
+what is here is only what needs the network and the clock:
+
+- connection limits, total and per client address: over either, 421 4.7.0
+  and close (RFC 5321 §3.8 lets a server refuse service with 421);
+- timeouts (RFC 5321 §4.5.3.2): ``command_timeout`` while waiting for a
+  command (the RFC asks at least five minutes), ``data_timeout`` while
+  content is arriving; on expiry 421 4.4.2 and close;
+- STARTTLS with ``StreamWriter.start_tls``, with plaintext read before the
+  handshake thrown away (RFC 3207 §4.2); AUTH offered only after TLS or to
+  loopback peers;
+- a graceful :meth:`SmtpListener.stop`: idle clients get 421 4.3.2 at once,
+  busy ones may finish their message for a grace period;
+- logs under ``mailwright.smtpd`` with stable event names (``smtpd.connect``,
+  ``smtpd.disconnect``, ``smtpd.refused``, ``smtpd.tls``, ``smtpd.auth``,
+  ``smtpd.error``, ``smtpd.client_error``) as ``key=value``; passwords never.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import ipaddress
+import logging
+import secrets
+import ssl
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+from mailwright.server.handler import ConnectionInfo, SessionHandler
+from mailwright.smtp import replies
+from mailwright.smtp.replies import Reply
+from mailwright.smtp.server import ServerSession, SessionSettings
+from mailwright.smtp.server_events import (
+    NEED_DATA,
+    AuthAttempt,
+    Closed,
+    Event,
+    Hello,
+    MailFrom,
+    MessageReceived,
+    ProtocolError,
+    Quit,
+    RcptTo,
+    StartTLS,
+)
+
+logger = logging.getLogger("mailwright.smtpd")
+
+READ_SIZE = 65536
+CLOSE_TIMEOUT = 5.0  # seconds to wait for a TLS close_notify before aborting
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerStatistics:
+    """A snapshot of one listener's counters."""
+
+    connections_current: int
+    connections_total: int
+    connections_refused: int
+    messages_accepted: int
+    messages_refused: int
+
+
+@dataclass(slots=True)
+class _Connection:
+    """What :meth:`SmtpListener.stop` needs to know about a running connection."""
+
+    task: asyncio.Task[None]
+    peer_ip: str
+    idle: bool = False
+    shutdown_requested: bool = False
+
+
+def _fields(event: str, values: dict[str, object]) -> str:
+    """``event key=value ...``, quoting values that hold spaces or quotes."""
+    parts = [event]
+    for key, value in values.items():
+        text = str(value)
+        if not text or any(char in text for char in ' "='):
+            text = '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        parts.append(f"{key}={text}")
+    return " ".join(parts)
+
+
+def _log(level: int, event: str, **values: object) -> None:
+    if logger.isEnabledFor(level):
+        logger.log(level, "%s", _fields(event, values))
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+class SmtpListener:
+    """Accepts SMTP connections on ``host:port`` and serves them with ``handler``.
+
+    ``settings`` is the template for every session; per connection the listener
+    turns STARTTLS off when there is no ``tls_context`` and allows AUTH before
+    TLS only to loopback peers (or when ``settings.auth_allowed`` says so).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        role: str,
+        host: str,
+        port: int,
+        handler: SessionHandler,
+        settings: SessionSettings,
+        tls_context: ssl.SSLContext | None = None,
+        *,
+        max_connections: int = 1000,
+        max_connections_per_ip: int = 50,
+        command_timeout: float = 300.0,
+        data_timeout: float = 600.0,
+    ) -> None:
+        self.name = name
+        self.role = role
+        self.host = host
+        self._requested_port = port
+        self._handler = handler
+        self._settings = dataclasses.replace(
+            settings, offer_starttls=settings.offer_starttls and tls_context is not None
+        )
+        self._tls_context = tls_context
+        self._max_connections = max_connections
+        self._max_per_ip = max_connections_per_ip
+        self._command_timeout = command_timeout
+        self._data_timeout = data_timeout
+        self._server: asyncio.Server | None = None
+        self._connections: dict[asyncio.Task[None], _Connection] = {}
+        self._tasks: set[asyncio.Task[None]] = set()  # every accept task, refused ones too
+        self._per_ip: Counter[str] = Counter()
+        self._stopping = False
+        self._total = 0
+        self._refused = 0
+        self._accepted = 0
+        self._rejected = 0
+
+    @property
+    def port(self) -> int:
+        """The bound port (the real one when 0 was asked for); 0 before :meth:`start`."""
+        if self._server is None or not self._server.sockets:
+            return 0
+        return int(self._server.sockets[0].getsockname()[1])
+
+    def statistics(self) -> ListenerStatistics:
+        """Current counters, for metrics."""
+        return ListenerStatistics(
+            connections_current=len(self._connections),
+            connections_total=self._total,
+            connections_refused=self._refused,
+            messages_accepted=self._accepted,
+            messages_refused=self._rejected,
+        )
+
+    async def start(self) -> None:
+        """Bind and start accepting; raises :class:`OSError` when the address is taken."""
+        self._stopping = False
+        self._server = await asyncio.start_server(
+            self._accept, self.host, self._requested_port, reuse_address=True
+        )
+        _log(logging.INFO, "smtpd.listen", listener=self.name, role=self.role, port=self.port)
+
+    async def stop(self, grace: float = 30.0) -> None:
+        """Stop accepting; close idle sessions with 421 4.3.2; give busy ones ``grace`` seconds."""
+        self._stopping = True
+        if self._server is not None:
+            self._server.close()
+
+        for connection in list(self._connections.values()):
+            if connection.idle:
+                connection.shutdown_requested = True
+                connection.task.cancel()
+        tasks = list(self._tasks)
+        if tasks:
+            _done, pending = await asyncio.wait(tasks, timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+
+    # --- One connection ---------------------------------------------------------------
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Admit or refuse a new connection, then serve it to the end."""
+        task = asyncio.current_task()
+        assert task is not None  # start_server runs this callback as a task
+        self._tasks.add(task)
+        try:
+            await self._admit(task, reader, writer)
+        finally:
+            self._tasks.discard(task)
+
+    async def _admit(
+        self, task: asyncio.Task[None], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        peer = writer.get_extra_info("peername") or ("", 0)
+        local = writer.get_extra_info("sockname") or ("", 0)
+        peer_ip = str(peer[0])
+        self._total += 1
+
+        reason = None
+        if self._stopping:
+            reason = "stopping"
+        elif len(self._connections) >= self._max_connections:
+            reason = "max_connections"
+        elif self._per_ip[peer_ip] >= self._max_per_ip:
+            # TODO: IPv6 clients are counted per address, not per /64, so one host with a
+            # prefix of its own can open max_connections_per_ip connections per address.
+            reason = "max_connections_per_ip"
+        if reason is not None:
+            self._refused += 1
+            _log(logging.WARNING, "smtpd.refused", listener=self.name, peer=peer_ip, reason=reason)
+            refusal = replies.SHUTTING_DOWN if self._stopping else replies.TOO_MANY_CONNECTIONS
+            with contextlib.suppress(ConnectionError, OSError):
+                writer.write(refusal.to_bytes(enhanced=False))
+            await self._close(writer)
+            return
+
+        connection = _Connection(task, peer_ip)
+        self._connections[task] = connection
+        self._per_ip[peer_ip] += 1
+        info = ConnectionInfo(
+            session_id=secrets.token_hex(6),
+            peer_ip=peer_ip,
+            peer_port=int(peer[1]),
+            local_ip=str(local[0]),
+            local_port=int(local[1]),
+            listener_name=self.name,
+            listener_role=self.role,
+        )
+        try:
+            await self._serve(connection, info, reader, writer)
+        finally:
+            del self._connections[task]
+            self._per_ip[peer_ip] -= 1
+            if not self._per_ip[peer_ip]:
+                del self._per_ip[peer_ip]
+            await self._close(writer)
+            await self._call_disconnect(info)
+
+    async def _serve(
+        self,
+        connection: _Connection,
+        info: ConnectionInfo,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        """Run the session loop; log why it ended."""
+        settings = self._settings
+        if _is_loopback(info.peer_ip) and not settings.auth_allowed:
+            settings = dataclasses.replace(settings, auth_allowed=True)
+        session = ServerSession(settings)
+        _log(
+            logging.INFO, "smtpd.connect", session=info.session_id, listener=self.name,
+            peer=f"{info.peer_ip}:{info.peer_port}",
+        )  # fmt: skip
+
+        reason = "quit"
+        messages_before = self._accepted
+        try:
+            session.greet(await self._call_connect(info))
+            reason = await self._converse(connection, info, session, reader, writer)
+        except asyncio.CancelledError:
+            if not connection.shutdown_requested:
+                raise
+            connection.task.uncancel()
+            reason = "shutdown"
+            session.close(replies.SHUTTING_DOWN)
+            await self._flush(session, writer)
+        except (ConnectionError, OSError, ssl.SSLError) as error:
+            reason = f"network: {type(error).__name__}"
+        finally:
+            _log(
+                logging.INFO, "smtpd.disconnect", session=info.session_id, reason=reason,
+                messages=self._accepted - messages_before, errors=session.error_count,
+            )  # fmt: skip
+
+    async def _converse(
+        self,
+        connection: _Connection,
+        info: ConnectionInfo,
+        session: ServerSession,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> str:
+        """The event loop of one session; returns why it ended."""
+        while True:
+            event = session.next_event()
+            if event is NEED_DATA:
+                await self._flush(session, writer)
+                if self._stopping and not session.reading_content:
+                    session.close(replies.SHUTTING_DOWN)
+                    await self._flush(session, writer)
+                    return "shutdown"
+                data = await self._receive(connection, session, reader)
+                if data is None:
+                    session.close(replies.TIMEOUT)
+                    await self._flush(session, writer)
+                    return "timeout"
+                session.receive_data(data)
+                continue
+
+            if isinstance(event, Quit):
+                await self._flush(session, writer)
+                return "quit"
+            if isinstance(event, Closed):
+                await self._flush(session, writer)
+                return "closed"
+            if isinstance(event, ProtocolError):
+                self._log_client_error(info, event)
+                continue
+            if isinstance(event, StartTLS):
+                if not await self._start_tls(info, session, event, reader, writer):
+                    return "tls_failed"
+                continue
+            session.respond(event, await self._decide(info, event))
+
+    async def _receive(
+        self, connection: _Connection, session: ServerSession, reader: asyncio.StreamReader
+    ) -> bytes | None:
+        """Read what the client sent next; ``None`` on timeout, ``b""`` at EOF."""
+        # TODO: the timeout restarts with every read, so a client trickling one byte per
+        # period holds its connection slot for ever (slowloris); a per-command deadline
+        # would bound it. The per-address limit caps how many slots one client can hold.
+        content = session.reading_content
+        timeout = self._data_timeout if content else self._command_timeout
+        connection.idle = not content
+        try:
+            async with asyncio.timeout(timeout):
+                return await reader.read(READ_SIZE)
+        except TimeoutError:
+            return None
+        finally:
+            connection.idle = False
+
+    async def _flush(self, session: ServerSession, writer: asyncio.StreamWriter) -> None:
+        """Write every queued reply at once; a client that will not read times out."""
+        out = session.data_to_send()
+        if not out:
+            return
+        writer.write(out)
+        async with asyncio.timeout(self._command_timeout):
+            await writer.drain()
+
+    async def _start_tls(
+        self,
+        info: ConnectionInfo,
+        session: ServerSession,
+        event: StartTLS,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> bool:
+        """Answer STARTTLS and upgrade the stream; False when the handshake failed."""
+        if self._tls_context is None:
+            session.respond(event, replies.TLS_UNAVAILABLE)
+            return True
+        session.respond(event, replies.READY_TLS)
+        await self._flush(session, writer)
+
+        # Plaintext the client pipelined behind STARTTLS may sit in the reader's buffer;
+        # it must not be read as if it came through TLS (RFC 3207 §4.2, CVE-2011-0411).
+        # No await happens between this and start_tls pausing the transport.
+        _discard_buffered(reader)
+        try:
+            async with asyncio.timeout(self._command_timeout):
+                await writer.start_tls(self._tls_context)
+        except (ssl.SSLError, ConnectionError, OSError, TimeoutError) as error:
+            _log(
+                logging.WARNING, "smtpd.tls", session=info.session_id, result="failed",
+                error=type(error).__name__,
+            )  # fmt: skip
+            return False
+
+        session.tls_started()
+        info.tls_active = True
+        info.helo_name = None
+        info.auth_user = None
+        ssl_object = writer.get_extra_info("ssl_object")
+        _log(
+            logging.INFO, "smtpd.tls", session=info.session_id, result="ok",
+            version=ssl_object.version() if ssl_object else "?",
+            cipher=ssl_object.cipher()[0] if ssl_object and ssl_object.cipher() else "?",
+        )  # fmt: skip
+        return True
+
+    # --- The handler's hooks ----------------------------------------------------------
+
+    async def _decide(self, info: ConnectionInfo, event: Event) -> Reply | None:
+        """Ask the handler about a decision event; a hook that raises gets 451 4.3.0."""
+        handler = self._handler
+        try:
+            if isinstance(event, Hello):
+                reply = await handler.on_hello(info, event)
+                if reply is None or reply.is_positive:
+                    info.helo_name = event.name
+                return reply
+            if isinstance(event, AuthAttempt):
+                return await self._authenticate(info, event)
+            if isinstance(event, MailFrom):
+                return await handler.on_mail(info, event)
+            if isinstance(event, RcptTo):
+                return await handler.on_rcpt(info, event)
+            if isinstance(event, MessageReceived):
+                return await self._deliver(info, event)
+        except Exception as error:
+            hook = type(event).__name__
+            _log(
+                logging.ERROR, "smtpd.error", session=info.session_id, hook=hook,
+                error=f"{type(error).__name__}: {error}",
+            )  # fmt: skip
+            logger.debug("smtpd.error traceback", exc_info=True)
+            if isinstance(event, AuthAttempt):
+                return replies.AUTH_TEMP_FAILURE
+            if isinstance(event, MessageReceived):
+                self._rejected += 1
+            return replies.LOCAL_ERROR
+        raise AssertionError(f"no hook for {type(event).__name__}")
+
+    async def _authenticate(self, info: ConnectionInfo, event: AuthAttempt) -> Reply:
+        valid = await self._handler.on_auth(info, event)
+        _log(
+            logging.INFO, "smtpd.auth", session=info.session_id, mechanism=event.mechanism,
+            user=event.username, result="ok" if valid else "failed",
+        )  # fmt: skip
+        if not valid:
+            return replies.AUTH_FAILED
+        info.auth_user = event.username
+        return replies.AUTH_OK
+
+    async def _deliver(self, info: ConnectionInfo, event: MessageReceived) -> Reply:
+        envelope = event.envelope
+        envelope.client_ip = info.peer_ip
+        envelope.listener = self.role
+        envelope.received_at = time.time()
+        reply = await self._handler.on_message(info, event)
+        if reply.is_positive:
+            self._accepted += 1
+        else:
+            self._rejected += 1
+        return reply
+
+    async def _call_connect(self, info: ConnectionInfo) -> Reply | None:
+        try:
+            return await self._handler.on_connect(info)
+        except Exception as error:
+            _log(
+                logging.ERROR, "smtpd.error", session=info.session_id, hook="on_connect",
+                error=f"{type(error).__name__}: {error}",
+            )  # fmt: skip
+            return None
+
+    async def _call_disconnect(self, info: ConnectionInfo) -> None:
+        try:
+            await self._handler.on_disconnect(info)
+        except Exception as error:
+            _log(
+                logging.ERROR, "smtpd.error", session=info.session_id, hook="on_disconnect",
+                error=f"{type(error).__name__}: {error}",
+            )  # fmt: skip
+
+    def _log_client_error(self, info: ConnectionInfo, event: ProtocolError) -> None:
+        level = logging.WARNING if event.reply is replies.TOO_MANY_ERRORS else logging.DEBUG
+        _log(
+            level, "smtpd.client_error", session=info.session_id, code=event.reply.code,
+            status=event.reply.status, detail=event.detail,
+        )  # fmt: skip
+
+    async def _close(self, writer: asyncio.StreamWriter) -> None:
+        """Close the stream; abort it when a TLS peer does not answer close_notify."""
+        with contextlib.suppress(ConnectionError, OSError, ssl.SSLError, TimeoutError):
+            writer.close()
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                await writer.wait_closed()
+        if not writer.transport.is_closing():
+            writer.transport.abort()
+
+
+def _discard_buffered(reader: asyncio.StreamReader) -> None:
+    """Drop bytes the reader holds but nobody has read yet.
+
+    ``StreamReader`` has no public way to do this; ``_buffer`` has been its
+    bytearray since Python 3.4 (and uvloop uses asyncio's streams).
+    """
+    buffered = getattr(reader, "_buffer", None)
+    if isinstance(buffered, bytearray):
+        buffered.clear()

@@ -1,0 +1,137 @@
+"""Crash test: kill -9 the server while thousands of messages stream in.
+
+Every message that got a 250 must reach the next hop after a restart (at least
+once). A message whose 250 was lost in the crash may be delivered too (it was
+on disk before the reply could be sent), but there can be at most one such
+message per client session that was in flight at the moment of the kill.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.peers import MailwrightProcess, SmtpSink, free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.postfix, pytest.mark.slow]
+
+SESSIONS = 8
+TOTAL = 3000
+KILL_AFTER = 1000
+
+
+def _config(sink_port: int, inbound: int) -> str:
+    return f"""
+[server]
+hostname = "mx.mailwright.test"
+spool = "var/spool"
+
+[[listener]]
+role = "inbound"
+address = "127.0.0.1:{inbound}"
+
+[domains]
+relay = ["example.test"]
+
+[routes]
+"example.test" = "smtp://127.0.0.1:{sink_port}"
+"""
+
+
+class _Injector:
+    """Sends numbered messages from several threads and records each 250."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.acked: set[int] = set()
+        self.attempted: set[int] = set()
+        self.lock = threading.Lock()
+        self.next_number = 0
+        self.stop = threading.Event()
+
+    def _take(self) -> int | None:
+        with self.lock:
+            if self.next_number >= TOTAL or self.stop.is_set():
+                return None
+            self.next_number += 1
+            return self.next_number - 1
+
+    def worker(self) -> None:
+        while not self.stop.is_set():
+            try:
+                client = smtplib.SMTP("127.0.0.1", self.port, timeout=10)
+            except OSError:
+                return
+            try:
+                while (number := self._take()) is not None:
+                    with self.lock:
+                        self.attempted.add(number)
+                    message = (
+                        f"Subject: crash {number}\r\nMessage-ID: <{number}@crash.test>\r\n"
+                        f"\r\n{'x' * 2000}\r\n"
+                    ).encode()
+                    client.sendmail("a@sender.test", [f"r{number}@example.test"], message)
+                    with self.lock:
+                        self.acked.add(number)
+            except (smtplib.SMTPException, OSError):
+                return
+            finally:
+                try:
+                    client.close()
+                except OSError:
+                    pass
+            if self._take_done():
+                return
+
+    def _take_done(self) -> bool:
+        with self.lock:
+            return self.next_number >= TOTAL
+
+
+def test_kill_9_mid_stream_loses_no_acknowledged_message(tmp_path: Path) -> None:
+    """Every message acknowledged with 250 before a kill -9 is delivered after restart."""
+    inbound = free_port()
+    with SmtpSink(tmp_path) as sink:
+        # The sink is slowed by nothing; deliveries race with injection, as in production.
+        process = MailwrightProcess(tmp_path, _config(sink.port, inbound))
+        process.start(("127.0.0.1", inbound))
+        injector = _Injector(inbound)
+        threads = [threading.Thread(target=injector.worker) for _ in range(SESSIONS)]
+        for thread in threads:
+            thread.start()
+
+        deadline = time.monotonic() + 60
+        while len(injector.acked) < KILL_AFTER and time.monotonic() < deadline:
+            time.sleep(0.01)
+        process.kill9()
+        injector.stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+        acked = set(injector.acked)
+        assert len(acked) >= KILL_AFTER
+
+        process.start(("127.0.0.1", inbound))
+        try:
+            delivered = _wait_for_numbers(sink, acked, timeout=60)
+        finally:
+            process.stop()
+
+    assert acked <= delivered, f"lost {len(acked - delivered)} acknowledged messages"
+    unacknowledged = delivered - acked
+    assert unacknowledged <= injector.attempted
+    assert len(unacknowledged) <= SESSIONS
+
+
+def _wait_for_numbers(sink: SmtpSink, wanted: set[int], timeout: float) -> set[int]:
+    deadline = time.monotonic() + timeout
+    while True:
+        numbers = {
+            int(message.recipients[0][1:].split("@")[0]) for message in sink.messages()
+        }
+        if wanted <= numbers or time.monotonic() > deadline:
+            return numbers
+        time.sleep(0.2)
