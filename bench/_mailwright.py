@@ -24,7 +24,7 @@ hostname = "mailwright.bench.test"
 spool = {spool}
 events_log = {events}
 fsync = true
-
+{extra}
 [[listener]]
 role = "inbound"
 address = "{loopback}:{port}"
@@ -65,12 +65,14 @@ class MailwrightServer:
         serve_args: list[str] | None = None,
         startup_timeout: float = 30.0,
         grace: float = 10.0,
+        server_settings: list[str] | None = None,
     ) -> None:
         self.root = root
         self.port = free_port()
         self._sink_port = sink_port
         self._command = command
         self._serve_args = serve_args or []
+        self._server_settings = server_settings or []
         self._startup_timeout = startup_timeout
         self._grace = grace
         self._proc: subprocess.Popen[bytes] | None = None
@@ -170,6 +172,7 @@ class MailwrightServer:
                 port=self.port,
                 domain=RELAY_DOMAIN,
                 sink_port=self._sink_port,
+                extra="".join(f"{line}\n" for line in self._server_settings),
             )
         )
 

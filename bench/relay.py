@@ -211,12 +211,15 @@ def run_mailwright(
     command: list[str],
     serve_args: list[str],
     grace: float,
+    server_settings: list[str] | None = None,
 ) -> RunResult:
     """smtp-source into `mailwright serve`, which relays to smtp-sink over SMTP."""
     root = folder / "mailwright"
     with (
         Sink(folder) as sink,
-        MailwrightServer(root, sink.port, command, serve_args, grace=grace) as server,
+        MailwrightServer(
+            root, sink.port, command, serve_args, grace=grace, server_settings=server_settings
+        ) as server,
     ):
         assert server.pid is not None
         sampler = TreeSampler(server.pid)
@@ -461,6 +464,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--grace", type=float, default=10.0, help="seconds between SIGTERM and SIGKILL"
     )
+    parser.add_argument(
+        "--server-setting",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a TOML line added to mailwright's [server] table, e.g. 'receivers = 2'",
+    )
     args = parser.parse_args(argv)
 
     chosen: list[str] = []
@@ -488,7 +498,9 @@ def run_one(
             return run_postfix(number, options, folder)
         command = shlex.split(args.mailwright) if args.mailwright else default_command()
         serve_args = ["--log-level", args.log_level] if args.log_level else []
-        return run_mailwright(number, options, folder, command, serve_args, args.grace)
+        return run_mailwright(
+            number, options, folder, command, serve_args, args.grace, args.server_setting
+        )
     except (OSError, RuntimeError, TimeoutError, subprocess.SubprocessError) as error:
         return RunResult(system, number, "error", 0, detail=f"{type(error).__name__}: {error}")
     finally:

@@ -61,9 +61,9 @@ class SmtpSink:
     """
 
     def __init__(self, directory: Path, *, extra: list[str] | None = None,
-                 host: str = "127.0.0.1") -> None:
+                 host: str = "127.0.0.1", port: int | None = None) -> None:
         self.host = host
-        self.port = free_port(host)
+        self.port = port or free_port(host)
         # smtp-sink drops root privileges to "nobody", who cannot enter pytest's
         # private tmp_path: the dump folder lives in a world-writable temp folder.
         del directory
@@ -142,6 +142,9 @@ def _parse_dump(data: bytes) -> SinkMessage:
     body = b"\n".join(lines[index:])
     if body.startswith(b"Received: from ") and b"(smtp-sink)" in body[:300]:
         body = body.split(b"\n", 3)[3]
+    # ... and ends the dump with one empty line of its own.
+    if body.endswith(b"\n\n"):
+        body = body[:-1]
     return SinkMessage(sender, tuple(recipients), body)
 
 

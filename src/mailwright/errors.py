@@ -8,11 +8,6 @@ it as :attr:`reply`, so an adapter can send it without knowing the error.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from mailwright.smtp.replies import Reply
-
 
 class MailwrightError(Exception):
     """Root of every error mailwright raises on purpose."""

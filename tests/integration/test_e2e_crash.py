@@ -107,12 +107,15 @@ def test_kill_9_mid_stream_loses_no_acknowledged_message(tmp_path: Path) -> None
         deadline = time.monotonic() + 60
         while len(injector.acked) < KILL_AFTER and time.monotonic() < deadline:
             time.sleep(0.01)
+        children = _children(process)
         process.kill9()
         injector.stop.set()
         for thread in threads:
             thread.join(timeout=30)
         acked = set(injector.acked)
         assert len(acked) >= KILL_AFTER
+        assert children, "the server had no delivery process"
+        _wait_until_gone(children)
 
         process.start(("127.0.0.1", inbound))
         try:
@@ -124,6 +127,21 @@ def test_kill_9_mid_stream_loses_no_acknowledged_message(tmp_path: Path) -> None
     unacknowledged = delivered - acked
     assert unacknowledged <= injector.attempted
     assert len(unacknowledged) <= SESSIONS
+
+
+def _children(process: MailwrightProcess) -> list[int]:
+    assert process.process is not None
+    pid = process.process.pid
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return [int(child) for child in text.split()]
+
+
+def _wait_until_gone(pids: list[int], timeout: float = 10.0) -> None:
+    """The delivery process notices its parent died and exits by itself."""
+    deadline = time.monotonic() + timeout
+    while any(Path(f"/proc/{pid}").exists() for pid in pids):
+        assert time.monotonic() < deadline, f"orphaned delivery process(es) {pids} still run"
+        time.sleep(0.05)
 
 
 def _wait_for_numbers(sink: SmtpSink, wanted: set[int], timeout: float) -> set[int]:

@@ -530,8 +530,8 @@ async def test_stop_sends_421_to_idle_clients(
 async def test_statistics_and_logs_count_connections(
     start_listener: StartListener, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """statistics() counts connections; connect and disconnect are logged with a session id."""
-    caplog.set_level(logging.INFO, logger="mailwright.smtpd")
+    """statistics() counts connections; connect (DEBUG) and disconnect (INFO) are logged."""
+    caplog.set_level(logging.DEBUG, logger="mailwright.smtpd")
     listener = await start_listener()
 
     await asyncio.to_thread(smtplib_send, listener.port, ["r@example.test"])

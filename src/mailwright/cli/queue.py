@@ -120,8 +120,8 @@ async def _offline(config: Config, command: str, args: dict[str, Any]) -> Any:
 def _summary_text(result: dict[str, Any]) -> str:
     domains = result.get("domains", [])
     total = (
-        f"{result.get('messages', 0)} messages, {result.get('recipients', 0)} recipients"
-        f" ({result.get('active', 0)} being delivered)"
+        f"total: messages {result.get('messages', 0)}, recipients {result.get('recipients', 0)}"
+        f", being delivered {result.get('active', 0)}"
     )
     if not domains:
         return "the queue is empty"

@@ -87,6 +87,8 @@ class ServerConfig:
     events_log: Path = Path("var/log/events.jsonl")
     users_file: Path = Path("var/users")
     fsync: bool = True
+    delivery_process: bool = True  # deliver from a child process: a core of its own
+    receivers: Count = 1  # processes accepting SMTP on the same ports (SO_REUSEPORT)
     min_free_space: Bytes = 100 * MIB
 
     @property
@@ -207,7 +209,7 @@ class QueueConfig:
     )
     lifetime: Seconds = 5 * 86400.0
     delay_warning: Annotated[float | None, _optional_duration] = 4 * 3600.0
-    max_connections_per_destination: Count = 10
+    max_connections_per_destination: Count = 20  # Postfix: default_destination_concurrency_limit
     max_messages_per_connection: Count = 100
     bounce_original_limit: Bytes = 100 * KIB
 

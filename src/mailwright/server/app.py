@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import ssl
 from pathlib import Path
@@ -32,6 +33,7 @@ from mailwright.queue_admin import SpoolQueueAdmin
 from mailwright.routes import RouteTable, normalize_domain
 from mailwright.server.listener import SmtpListener
 from mailwright.server.mta import MtaHandler
+from mailwright.server.processes import ChildRole, ChildSupervisor
 from mailwright.smtp.server_settings import SessionSettings
 from mailwright.spool import Spool
 from mailwright.users import UserStore
@@ -40,12 +42,23 @@ logger = logging.getLogger("mailwright.server")
 
 CONTROL_SOCKET = "control.sock"
 
+#: How often a delivery process looks for new work stored by the receiving process.
+SPLIT_POLL_INTERVAL = 0.02
+
+#: How often a delivery process checks that the server that started it still lives.
+ORPHAN_CHECK_INTERVAL = 0.5
+
 
 class Application:
     """Every part of a running mailwright, built from one :class:`Config`."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(
+        self, config: Config, *, receive: bool = True, deliver: bool = True, control: bool = True
+    ) -> None:
         self.config = config
+        self.receive = receive
+        self.deliver = deliver
+        self.serve_control = control and receive
         server = config.server
         self.spool = Spool(server.spool, fsync=server.fsync, min_free_bytes=server.min_free_space)
         server.events_log.parent.mkdir(parents=True, exist_ok=True)
@@ -81,16 +94,19 @@ class Application:
             AgentSettings(
                 connections_per_destination=config.queue.max_connections_per_destination,
                 messages_per_connection=config.queue.max_messages_per_connection,
+                # In its own process the agent is not woken by stores: it polls.
+                poll_interval=1.0 if receive else SPLIT_POLL_INTERVAL,
             ),
             maildir_fsync=server.fsync,
         )
         accepted = frozenset(
             normalize_domain(d) for d in (*config.domains.local, *config.domains.relay)
         )
-        self.listeners = [
-            self._listener(index, listener, accepted)
-            for index, listener in enumerate(config.listener)
-        ]
+        self.listeners = (
+            [self._listener(index, lst, accepted) for index, lst in enumerate(config.listener)]
+            if receive
+            else []
+        )
         self.control = ControlServer(Path(server.spool) / CONTROL_SOCKET, _RunningQueueAdmin(self))
         self._agent_task: asyncio.Task[None] | None = None
 
@@ -125,13 +141,16 @@ class Application:
             max_connections_per_ip=listener.max_connections_per_ip,
             command_timeout=listener.command_timeout,
             data_timeout=listener.data_timeout,
+            reuse_port=self.config.server.receivers > 1,
         )
 
     async def start(self) -> None:
         """Open the spool, start delivery, the control socket and the listeners."""
         await self.spool.open()
-        self._agent_task = asyncio.create_task(self.agent.run(), name="delivery-agent")
-        await self.control.start()
+        if self.deliver:
+            self._agent_task = asyncio.create_task(self.agent.run(), name="delivery-agent")
+        if self.serve_control:
+            await self.control.start()
         for listener in self.listeners:
             await listener.start()
         logger.info(
@@ -151,7 +170,8 @@ class Application:
             self._agent_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._agent_task
-        await self.control.stop()
+        if self.serve_control:
+            await self.control.stop()
         await self.spool.close()
         self.events.close()
         logger.info("server.stopped")
@@ -195,8 +215,13 @@ def _tls_context(listener: ListenerConfig) -> ssl.SSLContext | None:
 
 
 async def serve(config: Config) -> None:
-    """Run mailwright until SIGTERM or SIGINT."""
-    app = Application(config)
+    """Run mailwright until SIGTERM or SIGINT.
+
+    Delivery and extra receivers run as child processes when the
+    configuration asks for them (see :mod:`mailwright.server.processes`).
+    """
+    split = config.server.delivery_process
+    app = Application(config, receive=True, deliver=not split)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -204,7 +229,43 @@ async def serve(config: Config) -> None:
     loop.add_signal_handler(signal.SIGHUP, app.events.reopen)
 
     await app.start()
+    children = [ChildSupervisor(config, "receiver") for _ in range(config.server.receivers - 1)]
+    if split:
+        children.append(ChildSupervisor(config, "delivery"))
+    for child in children:
+        child.start()
     try:
         await stop.wait()
     finally:
         await app.stop()
+        await asyncio.gather(*(child.stop() for child in children))
+
+
+async def serve_child(config: Config, role: ChildRole, parent: int) -> None:
+    """The body of a child process, until SIGTERM or orphaned.
+
+    A parent killed with SIGKILL cannot stop its children, so each watches
+    for being re-parented and then stops itself: otherwise a delivery child
+    would keep its claims, and a receiver its ports, for ever.
+    """
+    receiver = role == "receiver"
+    app = Application(config, receive=receiver, deliver=not receiver, control=False)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, lambda: None)  # the parent decides
+    loop.add_signal_handler(signal.SIGHUP, app.events.reopen)
+    await app.start()
+    watch = asyncio.create_task(_watch_parent(parent, stop))
+    try:
+        await stop.wait()
+    finally:
+        watch.cancel()
+        await app.stop()
+
+
+async def _watch_parent(parent: int, stop: asyncio.Event) -> None:
+    while os.getppid() == parent:  # noqa: ASYNC110 - no event tells of a dead parent
+        await asyncio.sleep(ORPHAN_CHECK_INTERVAL)
+    logger.warning("server.child_orphaned parent=%d", parent)
+    stop.set()

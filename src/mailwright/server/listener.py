@@ -56,6 +56,7 @@ from mailwright.smtp.server_events import (
 logger = logging.getLogger("mailwright.smtpd")
 
 READ_SIZE = 65536
+_WRITE_BACKLOG = 64 * 1024  # bytes of unsent replies before a flush waits (with a timeout)
 CLOSE_TIMEOUT = 5.0  # seconds to wait for a TLS close_notify before aborting
 
 
@@ -125,6 +126,7 @@ class SmtpListener:
         max_connections_per_ip: int = 50,
         command_timeout: float = 300.0,
         data_timeout: float = 600.0,
+        reuse_port: bool = False,
     ) -> None:
         self.name = name
         self.role = role
@@ -139,6 +141,7 @@ class SmtpListener:
         self._max_per_ip = max_connections_per_ip
         self._command_timeout = command_timeout
         self._data_timeout = data_timeout
+        self._reuse_port = reuse_port
         self._server: asyncio.Server | None = None
         self._connections: dict[asyncio.Task[None], _Connection] = {}
         self._tasks: set[asyncio.Task[None]] = set()  # every accept task, refused ones too
@@ -148,6 +151,7 @@ class SmtpListener:
         self._refused = 0
         self._accepted = 0
         self._rejected = 0
+        self._session_ids = _SessionIds()
 
     @property
     def port(self) -> int:
@@ -170,7 +174,11 @@ class SmtpListener:
         """Bind and start accepting; raises :class:`OSError` when the address is taken."""
         self._stopping = False
         self._server = await asyncio.start_server(
-            self._accept, self.host, self._requested_port, reuse_address=True
+            self._accept,
+            self.host,
+            self._requested_port,
+            reuse_address=True,
+            reuse_port=self._reuse_port or None,
         )
         _log(logging.INFO, "smtpd.listen", listener=self.name, role=self.role, port=self.port)
 
@@ -237,7 +245,7 @@ class SmtpListener:
         self._connections[task] = connection
         self._per_ip[peer_ip] += 1
         info = ConnectionInfo(
-            session_id=secrets.token_hex(6),
+            session_id=self._session_ids.next(),
             peer_ip=peer_ip,
             peer_port=int(peer[1]),
             local_ip=str(local[0]),
@@ -268,7 +276,7 @@ class SmtpListener:
             settings = dataclasses.replace(settings, auth_allowed=True)
         session = ServerSession(settings)
         _log(
-            logging.INFO, "smtpd.connect", session=info.session_id, listener=self.name,
+            logging.DEBUG, "smtpd.connect", session=info.session_id, listener=self.name,
             peer=f"{info.peer_ip}:{info.peer_port}",
         )  # fmt: skip
 
@@ -288,7 +296,8 @@ class SmtpListener:
             reason = f"network: {type(error).__name__}"
         finally:
             _log(
-                logging.INFO, "smtpd.disconnect", session=info.session_id, reason=reason,
+                logging.INFO, "smtpd.disconnect", session=info.session_id, peer=info.peer_ip,
+                reason=reason,
                 messages=self._accepted - messages_before, errors=session.error_count,
             )  # fmt: skip
 
@@ -356,8 +365,11 @@ class SmtpListener:
         if not out:
             return
         writer.write(out)
-        async with asyncio.timeout(self._command_timeout):
-            await writer.drain()
+        if writer.transport.get_write_buffer_size() > _WRITE_BACKLOG:
+            # Only a client that stops reading gets here: bound its wait. Replies
+            # are small, so the usual write completes at once and needs no timer.
+            async with asyncio.timeout(self._command_timeout):
+                await writer.drain()
 
     async def _start_tls(
         self,
@@ -501,3 +513,19 @@ def _discard_buffered(reader: asyncio.StreamReader) -> None:
     buffered = getattr(reader, "_buffer", None)
     if isinstance(buffered, bytearray):
         buffered.clear()
+
+
+class _SessionIds:
+    """Session ids unique per listener run: a random prefix and a counter.
+
+    ``secrets.token_hex`` per connection cost a getrandom() system call on
+    the accept path; the prefix keeps ids of different runs apart in logs.
+    """
+
+    def __init__(self) -> None:
+        self._prefix = secrets.token_hex(3)
+        self._count = 0
+
+    def next(self) -> str:
+        self._count += 1
+        return f"{self._prefix}{self._count:06x}"
