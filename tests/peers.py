@@ -60,8 +60,14 @@ class SmtpSink:
     ``["-f", "RCPT"]`` to refuse recipients with 5xx.
     """
 
-    def __init__(self, directory: Path, *, extra: list[str] | None = None,
-                 host: str = "127.0.0.1", port: int | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        extra: list[str] | None = None,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+    ) -> None:
         self.host = host
         self.port = port or free_port(host)
         # smtp-sink drops root privileges to "nobody", who cannot enter pytest's
@@ -78,9 +84,7 @@ class SmtpSink:
         if os.geteuid() == 0:
             args += ["-u", "nobody"]
         args += ["-d", f"{self.dump}/%H%M%S.", *self.extra, f"{self.host}:{self.port}", "256"]
-        self.process = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.host, self.port)
         return self
 
@@ -101,7 +105,9 @@ class SmtpSink:
         found = []
         for path in sorted(self.dump.iterdir()):
             with contextlib.suppress(OSError):
-                found.append(_parse_dump(path.read_bytes()))
+                message = _parse_dump(path.read_bytes())
+                if message.recipients:  # a file smtp-sink is still writing has none yet
+                    found.append(message)
         return found
 
     def wait_for(self, count: int, timeout: float = 30.0) -> list[SinkMessage]:
@@ -166,7 +172,10 @@ class MailwrightProcess:
         """Start the server; with ``wait``, block until that address accepts."""
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                self.command("serve"), cwd=self.directory, stdout=log, stderr=log,
+                self.command("serve"),
+                cwd=self.directory,
+                stdout=log,
+                stderr=log,
                 start_new_session=True,
             )
         if wait is not None:
@@ -200,8 +209,12 @@ class MailwrightProcess:
     def run(self, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
         """Run another ``mailwright`` command against this server's config."""
         return subprocess.run(
-            self.command(*args), cwd=self.directory, input=stdin, capture_output=True,
-            timeout=60, check=False,
+            self.command(*args),
+            cwd=self.directory,
+            input=stdin,
+            capture_output=True,
+            timeout=60,
+            check=False,
         )
 
     def __enter__(self) -> MailwrightProcess:

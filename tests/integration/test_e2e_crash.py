@@ -8,13 +8,13 @@ message per client session that was in flight at the moment of the kill.
 
 from __future__ import annotations
 
+import contextlib
 import smtplib
 import threading
 import time
 from pathlib import Path
 
 import pytest
-
 from tests.peers import MailwrightProcess, SmtpSink, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.postfix, pytest.mark.slow]
@@ -80,10 +80,8 @@ class _Injector:
             except (smtplib.SMTPException, OSError):
                 return
             finally:
-                try:
+                with contextlib.suppress(OSError):
                     client.close()
-                except OSError:
-                    pass
             if self._take_done():
                 return
 
@@ -147,9 +145,7 @@ def _wait_until_gone(pids: list[int], timeout: float = 10.0) -> None:
 def _wait_for_numbers(sink: SmtpSink, wanted: set[int], timeout: float) -> set[int]:
     deadline = time.monotonic() + timeout
     while True:
-        numbers = {
-            int(message.recipients[0][1:].split("@")[0]) for message in sink.messages()
-        }
+        numbers = {int(message.recipients[0][1:].split("@")[0]) for message in sink.messages()}
         if wanted <= numbers or time.monotonic() > deadline:
             return numbers
         time.sleep(0.2)

@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from tests.dnsserver import DnsServer
 from tests.peers import MailwrightProcess, SmtpSink, free_port, running
 
@@ -124,9 +123,7 @@ def test_null_mx_bounces_at_once(tmp_path: Path, dns: DnsServer) -> None:
     assert bounced["recipient"] == "b@nullmx.test"
 
 
-def test_dns_outage_defers_and_delivers_once_dns_is_back(
-    tmp_path: Path, dns: DnsServer
-) -> None:
+def test_dns_outage_defers_and_delivers_once_dns_is_back(tmp_path: Path, dns: DnsServer) -> None:
     """SERVFAIL for the MX defers the message; after DNS heals it is delivered, not lost."""
     inbound = free_port()
     dns.fail("outage.test", "servfail")
@@ -165,7 +162,8 @@ def _mount_tmpfs(size: str) -> Path:
     where = Path(tempfile.mkdtemp(prefix="mailwright-full-"))
     result = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-        capture_output=True, check=False,
+        capture_output=True,
+        check=False,
     )
     if result.returncode != 0:
         os.rmdir(where)
@@ -198,7 +196,8 @@ def test_full_disk_answers_452_and_loses_nothing_accepted(tmp_path: Path, dns: D
                             break
 
             assert accepted, "nothing was accepted before the disk filled"
-            assert refused and refused[0][0] == 452
+            assert refused
+            assert refused[0][0] == 452
             assert refused[0][1].startswith(b"4.3.1")
 
             # Restart with the next hop reachable: everything accepted goes out.

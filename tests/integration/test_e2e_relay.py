@@ -14,7 +14,6 @@ from pathlib import Path
 
 import aiosmtplib
 import pytest
-
 from tests.peers import MailwrightProcess, SmtpSink, free_port, running
 
 pytestmark = [pytest.mark.integration, pytest.mark.postfix]
@@ -69,10 +68,7 @@ def _message(subject: str, body: str = "Hello.\r\n") -> bytes:
 
 
 def _maildir_messages(root: Path) -> list[email.message.Message]:
-    return [
-        email.message_from_bytes(path.read_bytes())
-        for path in sorted(root.glob("**/new/*"))
-    ]
+    return [email.message_from_bytes(path.read_bytes()) for path in sorted(root.glob("**/new/*"))]
 
 
 def test_relayed_message_reaches_the_next_hop_intact(
@@ -157,9 +153,7 @@ async def test_pipelined_client_sends_many_messages_on_one_session(
             )
 
     got = sink.wait_for(50)
-    assert sorted(m.recipients[0] for m in got) == sorted(
-        f"r{n}@example.test" for n in range(50)
-    )
+    assert sorted(m.recipients[0] for m in got) == sorted(f"r{n}@example.test" for n in range(50))
 
 
 def test_permanent_failure_bounces_to_the_sender(tmp_path: Path) -> None:
@@ -167,9 +161,10 @@ def test_permanent_failure_bounces_to_the_sender(tmp_path: Path) -> None:
     inbound, submission = free_port(), free_port()
     with SmtpSink(tmp_path / "refusing", extra=["-f", "RCPT"]) as refusing:
         process = MailwrightProcess(tmp_path, _config(refusing.port, inbound, submission))
-        with running(process, ("127.0.0.1", inbound)), smtplib.SMTP(
-            "127.0.0.1", inbound
-        ) as client:
+        with (
+            running(process, ("127.0.0.1", inbound)),
+            smtplib.SMTP("127.0.0.1", inbound) as client,
+        ):
             client.sendmail("a@sender.test", ["b@example.test"], _message("bounce1"))
             bounces = _wait_for_maildir(tmp_path / "mail")
 
@@ -184,7 +179,9 @@ def test_permanent_failure_bounces_to_the_sender(tmp_path: Path) -> None:
     assert "Status: 5." in text
 
 
-def _wait_for_maildir(root: Path, count: int = 1, timeout: float = 20.0) -> list[email.message.Message]:
+def _wait_for_maildir(
+    root: Path, count: int = 1, timeout: float = 20.0
+) -> list[email.message.Message]:
     import time
 
     deadline = time.monotonic() + timeout

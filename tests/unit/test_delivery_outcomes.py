@@ -94,7 +94,8 @@ def test_delay_warning_is_sent_once_after_the_threshold() -> None:
     )
 
     [outcome] = first.outcomes
-    assert isinstance(outcome, Deferred) and outcome.warned
+    assert isinstance(outcome, Deferred)
+    assert outcome.warned
     [(_, dsn)] = first.bounces
     assert b"Action: delayed" in dsn
     assert again.bounces == []

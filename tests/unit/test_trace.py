@@ -10,8 +10,13 @@ from mailwright.trace import count_received, received_header
 def test_received_header_names_client_server_protocol_and_recipient() -> None:
     """The header carries from, by, with, id and for clauses and parses as one header."""
     header = received_header(
-        helo="client.example", client_ip="192.0.2.7", hostname="mx.example.test",
-        protocol="ESMTPS", queue_id="ABC123", recipient="b@example.test", when=0.0,
+        helo="client.example",
+        client_ip="192.0.2.7",
+        hostname="mx.example.test",
+        protocol="ESMTPS",
+        queue_id="ABC123",
+        recipient="b@example.test",
+        when=0.0,
     )
 
     parsed = email.message_from_bytes(header + b"\r\nbody\r\n")
@@ -25,8 +30,13 @@ def test_received_header_names_client_server_protocol_and_recipient() -> None:
 def test_received_header_marks_ipv6_and_strips_hostile_helo() -> None:
     """An IPv6 peer is written IPv6:...; CR, LF and spaces in HELO cannot break the header."""
     header = received_header(
-        helo="evil\r\nBcc: x@y", client_ip="2001:db8::1", hostname="mx.test",
-        protocol="ESMTP", queue_id=None, recipient=None, when=0.0,
+        helo="evil\r\nBcc: x@y",
+        client_ip="2001:db8::1",
+        hostname="mx.test",
+        protocol="ESMTP",
+        queue_id=None,
+        recipient=None,
+        when=0.0,
     )
 
     assert b"[IPv6:2001:db8::1]" in header

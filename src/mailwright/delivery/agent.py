@@ -49,6 +49,9 @@ logger = logging.getLogger("mailwright.delivery")
 
 LOCAL_FAILURE = Reply(451, "4.3.0", "Local error in delivery")
 
+#: Messages a worker takes for one destination at a time (see ActiveQueues).
+DISPATCH_BATCH = 4
+
 
 @dataclass(frozen=True, slots=True)
 class WorkItem:
@@ -100,9 +103,12 @@ class DeliveryAgent:
         self.clock = clock
         self.rng = rng or random.Random()
         self.maildir_fsync = maildir_fsync
+        # Workers take small batches so that the work of a destination spreads over
+        # all its connections; a worker's connection goes back to the cache after
+        # each batch and the next worker picks it up.
         self.active: ActiveQueues[WorkItem] = ActiveQueues(
             connections=self.settings.connections_per_destination,
-            messages_per_connection=self.settings.messages_per_connection,
+            messages_per_connection=DISPATCH_BATCH,
             max_connections=self.settings.max_connections,
         )
         self._held = 0  # recipients claimed and not yet settled
@@ -114,6 +120,7 @@ class DeliveryAgent:
         self.cache = ConnectionCache(
             idle=self.settings.connection_idle,
             per_destination=self.settings.connections_per_destination,
+            max_transactions=self.settings.messages_per_connection,
         )
         self.delivered = 0
 

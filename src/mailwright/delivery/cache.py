@@ -1,5 +1,8 @@
 """Idle outbound connections kept for a moment, so the next message reuses them.
 
+A connection that has carried ``max_transactions`` messages is closed instead
+(``[queue] max_messages_per_connection``), so no single session lives for ever.
+
 Mail to a busy destination arrives a few messages at a time; closing the
 connection after each batch and opening a new one for the next costs a TCP
 handshake, a greeting, EHLO and often a TLS handshake. Like Postfix's
@@ -26,10 +29,12 @@ class ConnectionCache:
         self,
         idle: float = 2.0,
         per_destination: int = 20,
+        max_transactions: int = 100,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.idle = idle
         self.per_destination = per_destination
+        self.max_transactions = max_transactions
         self._clock = clock
         self._idle: dict[str, list[tuple[float, SmtpConnection]]] = {}
         self._closing: set[asyncio.Task[None]] = set()
@@ -53,7 +58,12 @@ class ConnectionCache:
     def put(self, destination: str, connection: SmtpConnection) -> None:
         """Keep ``connection`` for reuse, or close it when it cannot be reused."""
         entries = self._idle.setdefault(destination, [])
-        if self.idle <= 0 or not connection.reusable or len(entries) >= self.per_destination:
+        if (
+            self.idle <= 0
+            or not connection.reusable
+            or connection.transactions >= self.max_transactions
+            or len(entries) >= self.per_destination
+        ):
             self._close(connection)
             return
         entries.append((self._clock() + self.idle, connection))

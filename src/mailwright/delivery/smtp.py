@@ -219,6 +219,7 @@ class SmtpConnection:
         self._tls_active = False
         self._broken = False
         self._closed = False
+        self.transactions = 0  # messages sent on this connection, for reuse limits
 
     @classmethod
     async def open(
@@ -336,6 +337,7 @@ class SmtpConnection:
         :class:`~mailwright.smtp.client.SessionStateError` when the
         connection is not :attr:`reusable`.
         """
+        self.transactions += 1
         self._session.send_message(
             envelope_sender, recipients, content, smtputf8=smtputf8, envid=envid, ret=ret
         )

@@ -338,7 +338,11 @@ class Spool:
             return [writes.insert_message(conn, ids, message, now) for message in prepared]
 
         size = sum(len(message.content) + _OVERHEAD for message in prepared)
-        return await self._write(run, size=size, wake=bool(prepared))
+        # Not durable on its own: a commit lost in a crash loses the outcomes and
+        # the bounces together (the transaction is atomic), so the recipients are
+        # simply tried again: at least once, never lost. The next durable commit
+        # (any store) makes these frames durable too, as they share the WAL.
+        return await self._write(run, durable=False, size=size, wake=bool(prepared))
 
     def next_due(self) -> float | None:
         """The earliest ``next_attempt`` among queued recipients, None when none is queued."""
