@@ -128,6 +128,8 @@ events_log = "log/events.jsonl"
 users_file = "users"
 fsync = false
 min_free_space = "1G"
+delivery_process = false
+receivers = 2
 
 [dns]
 nameservers = ["127.0.0.1", "[::1]:5353"]
@@ -178,6 +180,7 @@ helo_name = "out.example.test"
 tls = "required"
 connect_timeout = "45s"
 source_address = "192.0.2.7"
+port = 2525
 """
 
 
@@ -195,6 +198,8 @@ class TestEveryKey:
         assert config.server.users_file == tmp_path / "users"
         assert config.server.fsync is False
         assert config.server.min_free_space == 2**30
+        assert config.server.delivery_process is False
+        assert config.server.receivers == 2
         assert config.dns.nameservers == (HostPort("127.0.0.1", 53), HostPort("::1", 5353))
         assert config.dns.timeout == 3.0
 
@@ -245,6 +250,7 @@ class TestEveryKey:
         assert config.delivery.tls == "required"
         assert config.delivery.connect_timeout == 45.0
         assert config.delivery.source_address == "192.0.2.7"
+        assert config.delivery.port == 2525
 
 
 class TestValues:
