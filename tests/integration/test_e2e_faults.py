@@ -172,14 +172,24 @@ def _mount_tmpfs(size: str) -> Path:
 
 
 def test_full_disk_answers_452_and_loses_nothing_accepted(tmp_path: Path, dns: DnsServer) -> None:
-    """On a full spool disk DATA gets 452 4.3.1; every message that got 250 is delivered."""
+    """On a full spool disk DATA gets 452 4.3.1; once space is back, all that got 250 goes out.
+
+    Another file takes part of the disk, as a runaway log would; the spool fills
+    the rest for real (no reserve), so SQLite itself reports the full disk. When
+    the other file is removed, the restarted server delivers every accepted
+    message. A WAL database cannot make progress on a disk with no byte free at
+    all (a checkpoint copies the WAL into the database file, which needs room),
+    which is what the default reserve of ``min_free_space`` is for; see
+    docs/spool.md.
+    """
     inbound = free_port()
-    disk = _mount_tmpfs("3m")
+    disk = _mount_tmpfs("6m")
     try:
+        filler = disk / "filler"
+        filler.write_bytes(b"\0" * (3584 * 1024))
         with SmtpSink(tmp_path) as sink:
             process = MailwrightProcess(
                 tmp_path,
-                # No reserve: the disk really fills up and SQLite reports it.
                 _config(inbound, dns.nameserver, free_port(), spool=f"{disk}/spool", reserve="0"),
             )
             accepted, refused = [], []
@@ -200,7 +210,8 @@ def test_full_disk_answers_452_and_loses_nothing_accepted(tmp_path: Path, dns: D
             assert refused[0][0] == 452
             assert refused[0][1].startswith(b"4.3.1")
 
-            # Restart with the next hop reachable: everything accepted goes out.
+            # Space comes back; restarted with the next hop reachable, everything goes out.
+            filler.unlink()
             config = _config(
                 inbound, dns.nameserver, sink.port, spool=f"{disk}/spool", reserve="0"
             )

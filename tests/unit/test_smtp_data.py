@@ -13,6 +13,7 @@ from mailwright.smtp.data import (
     DataResult,
     dot_stuff,
     has_bare_line_ending,
+    may_hold_long_line,
     normalize_line_endings,
 )
 
@@ -296,3 +297,30 @@ def test_reader_never_ends_before_a_real_marker(data: bytes, pieces: int) -> Non
     consumed = b"\r\n" + wire[:used]
     assert consumed.endswith(b"\r\n.\r\n")
     assert consumed.find(b"\r\n.\r\n") == len(consumed) - 5
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(min_value=0, max_value=120), st.sampled_from([b"\r\n", b"\n"])),
+        min_size=1,
+        max_size=40,
+    ),
+    st.integers(min_value=3, max_value=100),
+)
+def test_long_line_pre_check_never_misses_a_long_line(
+    shape: list[tuple[int, bytes]], max_line: int
+) -> None:
+    """When a line is longer than the limit, the cheap pre-check always says "maybe"."""
+    lines = b"".join(b"x" * length + end for length, end in shape)
+    longest = max(len(line) + 2 for line in lines.split(b"\n"))
+
+    if longest > max_line:
+        assert may_hold_long_line(lines, max_line)
+
+
+def test_long_line_pre_check_clears_ordinary_content() -> None:
+    """Ten kilobytes of 72-octet lines pass the pre-check without measuring each line."""
+    lines = (b"x" * 70 + b"\r\n") * 145
+
+    assert not may_hold_long_line(lines, 1000)
+    assert may_hold_long_line(b"x" * 1200 + b"\r\n", 1000)

@@ -8,6 +8,7 @@ module it configures) and add one field to :class:`Config`.
 
 from __future__ import annotations
 
+import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,18 @@ MIB = 1 << 20
 def _positive(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise InvalidValue(f"expected a whole number >= 1, got {value!r}")
+    return value
+
+
+#: ``receivers = "auto"`` starts one receiving process per CPU, up to this many.
+MAX_AUTO_RECEIVERS = 8
+
+
+def _receivers(value: object) -> int:
+    if value == "auto":
+        return max(1, min(os.cpu_count() or 1, MAX_AUTO_RECEIVERS))
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidValue(f'expected a whole number >= 1 or "auto", got {value!r}')
     return value
 
 
@@ -87,8 +100,10 @@ class ServerConfig:
     events_log: Path = Path("var/log/events.jsonl")
     users_file: Path = Path("var/users")
     fsync: bool = True
-    delivery_process: bool = True  # deliver from a child process: a core of its own
-    receivers: Count = 1  # processes accepting SMTP on the same ports (SO_REUSEPORT)
+    # Each receiving process delivers what it receives, from memory; a delivery
+    # process of its own instead is worse (docs/benchmarks.md) but kept as an option.
+    delivery_process: bool = False
+    receivers: Annotated[int, _receivers] = field(default_factory=lambda: _receivers("auto"))
     min_free_space: Bytes = 100 * MIB
 
     @property

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import time
@@ -38,7 +39,7 @@ from mailwright.delivery.nexthop import ConnectSettings, HopFailure, connect, fi
 from mailwright.delivery.outcomes import OutcomePolicy, Settled, settle
 from mailwright.delivery.smtp import ConnectionLost, SmtpConnection, SmtpDeliveryError
 from mailwright.dns.mx import NextHop
-from mailwright.envelope import Recipient
+from mailwright.envelope import Envelope, Recipient
 from mailwright.events import EventLog
 from mailwright.queue.active import ActiveQueues
 from mailwright.routes import Route, RouteTable
@@ -61,6 +62,7 @@ class WorkItem:
     recipients: tuple[ClaimedRecipient, ...]
     route: Route
     domain: str
+    content: bytes | None = None  # in memory when handed over by reception
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +70,7 @@ class AgentSettings:
     """Limits of the agent (see docs/configuration.md, ``[queue]``)."""
 
     max_active: int = 20_000
+    max_held_bytes: int = 64 * 1024 * 1024  # content of handed-over messages in memory
     claim_batch: int = 500
     poll_interval: float = 1.0
     connections_per_destination: int = 20
@@ -112,8 +115,9 @@ class DeliveryAgent:
             max_connections=self.settings.max_connections,
         )
         self._held = 0  # recipients claimed and not yet settled
+        self._held_bytes = 0  # content of handed-over messages not yet settled
         self._workers: set[asyncio.Task[None]] = set()
-        self._writes: set[asyncio.Task[None]] = set()
+        self._writes: set[asyncio.Future[list[str]]] = set()
         self._stopping = False
         self._room = asyncio.Event()
         self._maildirs: dict[str, MaildirDelivery] = {}
@@ -159,7 +163,44 @@ class DeliveryAgent:
         self._held += count
         return count
 
-    def _split(self, claimed: Claimed) -> list[WorkItem]:
+    # -- Hand-over from reception -------------------------------------------------------
+
+    def reserve(self, recipients: int, size: int) -> bool:
+        """Make room for a message about to be stored claimed; False when there is none.
+
+        Reception calls this before :meth:`Spool.store_claimed`, then either
+        :meth:`hand_over` with the stored message or :meth:`cancel` when the
+        store failed. Without room the message is stored unclaimed and waits
+        for the claim loop like any other.
+        """
+        if (
+            self._stopping
+            or self._held + recipients > self.settings.max_active
+            or self._held_bytes + size > self.settings.max_held_bytes
+        ):
+            return False
+        self._held += recipients
+        self._held_bytes += size
+        return True
+
+    def cancel(self, recipients: int, size: int) -> None:
+        """Give back a reservation whose message was not stored."""
+        self._release(recipients, size)
+
+    def hand_over(self, claimed: Claimed, content: bytes) -> None:
+        """Deliver a message stored with :meth:`Spool.store_claimed`, from memory.
+
+        The room was reserved with :meth:`reserve`; the content is kept until
+        every recipient is settled, so delivery never reads it back from disk.
+        """
+        items = self._split(claimed, content)
+        # Each item counts the content when it is settled; the reservation counted it once.
+        self._held_bytes += (len(items) - 1) * len(content)
+        for item in items:
+            self.active.add(self.routes.destination_key(item.domain), item)
+        self._dispatch()
+
+    def _split(self, claimed: Claimed, content: bytes | None = None) -> list[WorkItem]:
         """Group a message's recipients by destination; one item per destination."""
         groups: dict[str, list[ClaimedRecipient]] = {}
         routes: dict[str, tuple[Route, str]] = {}
@@ -168,7 +209,7 @@ class DeliveryAgent:
             groups.setdefault(key, []).append(rcpt)
             routes.setdefault(key, (self.routes.lookup(rcpt.domain), rcpt.domain))
         return [
-            WorkItem(claimed, tuple(rcpts), routes[key][0], routes[key][1])
+            WorkItem(claimed, tuple(rcpts), routes[key][0], routes[key][1], content)
             for key, rcpts in groups.items()
         ]
 
@@ -297,6 +338,7 @@ class DeliveryAgent:
                 smtputf8=envelope.smtputf8,
                 envid=envelope.envid,
                 ret=envelope.ret,
+                crlf_checked=_crlf_checked(envelope),
             )
             replies = done.final_replies
         except SmtpDeliveryError as exc:
@@ -328,6 +370,8 @@ class DeliveryAgent:
         self._settle(item, list(zip(item.recipients, replies, strict=True)), None, content)
 
     async def _content(self, item: WorkItem) -> bytes | None:
+        if item.content is not None:
+            return item.content
         try:
             return await self.spool.load_content(item.claimed)
         except MessageNotFoundError:
@@ -359,34 +403,47 @@ class DeliveryAgent:
             now=self.clock(),
             rng=self.rng,
         )
-        self._write(settled, len(results))
+        self._write(settled, len(results), _held_size(item))
 
-    def _write(self, settled: Settled, count: int) -> None:
+    def _write(self, settled: Settled, count: int, size: int = 0) -> None:
         """Record outcomes in the background; the spool's writer batches them."""
         for name, fields in settled.events:
             self.events.emit(name, **fields)
             if name == "delivered":
                 self.delivered += 1
 
-        task = asyncio.create_task(self._record(settled, count))
-        self._writes.add(task)
-        task.add_done_callback(self._writes.discard)
-
-    async def _record(self, settled: Settled, count: int) -> None:
         try:
-            ids = await self.spool.record(settled.outcomes, settled.bounces)
+            future = self.spool.submit_record(settled.outcomes, settled.bounces)
         except Exception:
             # The recipients stay claimed in the spool and are retried after a
             # restart (at least once); nothing is lost.
             logger.exception("delivery.record_failed outcomes=%d", len(settled.outcomes))
+            self._release(count, size)
             return
-        finally:
-            self._release(count)
-        for queue_id in ids:
+        self._writes.add(future)
+        future.add_done_callback(functools.partial(self._recorded, settled, count, size))
+
+    def _recorded(
+        self, settled: Settled, count: int, size: int, future: asyncio.Future[list[str]]
+    ) -> None:
+        """The outcomes are committed (or failed): free their room, log the bounces."""
+        self._writes.discard(future)
+        self._release(count, size)
+        if future.cancelled():
+            return
+        error = future.exception()
+        if error is not None:
+            # As above: still claimed in the spool, so retried after a restart.
+            logger.error(
+                "delivery.record_failed outcomes=%d error=%s", len(settled.outcomes), error
+            )
+            return
+        for queue_id in future.result():
             logger.info("delivery.bounce_queued queue_id=%s", queue_id)
 
-    def _release(self, count: int) -> None:
+    def _release(self, count: int, size: int = 0) -> None:
         self._held -= count
+        self._held_bytes -= size
         self._room.set()
 
     # -- Administration ------------------------------------------------------------------
@@ -400,6 +457,7 @@ class DeliveryAgent:
         stats = self.active.statistics()
         return {
             "held_recipients": self._held,
+            "held_bytes": self._held_bytes,
             "workers": len(self._workers),
             "pending_writes": len(self._writes),
             "delivered": self.delivered,
@@ -419,6 +477,21 @@ class DeliveryAgent:
         await self.cache.close_all()
         if self._writes:
             await asyncio.wait(set(self._writes), timeout=grace)
+
+
+def _crlf_checked(envelope: Envelope) -> bool:
+    """Whether the content is known to hold CRLF line ends only.
+
+    Our SMTP listeners refuse or normalise bare CR and LF in DATA and in
+    BDAT (except BINARYMIME, which may hold any octet); content from any
+    other source is checked again when it is sent.
+    """
+    return bool(envelope.listener) and envelope.body != "BINARYMIME"
+
+
+def _held_size(item: WorkItem) -> int:
+    """The bytes an item's reservation counted: its content, when handed over."""
+    return len(item.content) if item.content is not None else 0
 
 
 def _as_recipient(rcpt: ClaimedRecipient) -> Recipient:

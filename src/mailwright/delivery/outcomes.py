@@ -63,11 +63,12 @@ def settle(
     failed: list[RecipientReport] = []
     delayed: list[RecipientReport] = []
     when = dt.datetime.fromtimestamp(now, dt.UTC)
+    message_id = claimed.message_id
 
     for rcpt, reply in results:
         base = _event_fields(claimed, rcpt, reply, remote_host)
         if reply.code < 400:
-            settled.outcomes.append(Delivered(rcpt.rcpt_id, str(reply), remote_host))
+            settled.outcomes.append(Delivered(rcpt.rcpt_id, str(reply), remote_host, message_id))
             settled.events.append(("delivered", base))
             continue
 
@@ -79,7 +80,7 @@ def settle(
             last_attempt=when,
         )
         if reply.is_permanent:
-            settled.outcomes.append(Failed(rcpt.rcpt_id, str(reply), remote_host))
+            settled.outcomes.append(Failed(rcpt.rcpt_id, str(reply), remote_host, message_id))
             settled.events.append(("bounced", base))
             failed.append(report)
             continue
@@ -89,7 +90,7 @@ def settle(
             claimed.received_at, attempts, now, spread=rng.random()
         )
         if next_attempt is None:
-            settled.outcomes.append(Failed(rcpt.rcpt_id, str(reply), remote_host))
+            settled.outcomes.append(Failed(rcpt.rcpt_id, str(reply), remote_host, message_id))
             settled.events.append(("expired", base))
             failed.append(report)
             continue
@@ -103,6 +104,7 @@ def settle(
                 remote_host,
                 attempted_at=now,
                 warned=warn or rcpt.warned,
+                message_id=message_id,
             )
         )
         settled.events.append(("deferred", {**base, "next_attempt": next_attempt}))

@@ -41,6 +41,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from mailwright.deadlines import DeadlineExpired, sweeper
 from mailwright.envelope import Recipient
 from mailwright.errors import DeliveryError
 from mailwright.smtp.client import (
@@ -57,6 +58,7 @@ from mailwright.smtp.client import (
     TransactionDone,
 )
 from mailwright.smtp.replies import Reply
+from mailwright.stream import Stream, StreamClosedError, open_stream
 
 __all__ = [
     "ClientTimeouts",
@@ -77,7 +79,8 @@ logger = logging.getLogger("mailwright.delivery")
 
 TlsMode = Literal["opportunistic", "none", "required"]
 
-READ_SIZE = 256 * 1024
+#: Bytes left unsent in the transport before a write waits for the peer to read.
+_WRITE_BACKLOG = 64 * 1024
 """Bytes asked for per read: a pipelined group's replies arrive in one read."""
 
 _WIRE_PREVIEW = 200
@@ -204,18 +207,17 @@ class SmtpConnection:
 
     def __init__(
         self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        stream: Stream,
         session: ClientSession,
         *,
         peer_name: str,
         timeouts: ClientTimeouts,
     ) -> None:
-        self._reader = reader
-        self._writer = writer
+        self._stream = stream
         self._session = session
         self._peer_name = peer_name
         self._timeouts = timeouts
+        self._deadline = sweeper().deadline()  # bounds the waits of whichever task uses it
         self._tls_active = False
         self._broken = False
         self._closed = False
@@ -250,9 +252,7 @@ class SmtpConnection:
         local_addr = (source_address, 0) if source_address else None
         try:
             async with asyncio.timeout(timeouts.connect):
-                reader, writer = await asyncio.open_connection(
-                    host, port, local_addr=local_addr, limit=READ_SIZE
-                )
+                stream = await open_stream(host, port, local_addr=local_addr)
         except ConnectionRefusedError as exc:
             raise _connect_error(where, f"connection refused by {where}") from exc
         except TimeoutError as exc:
@@ -261,12 +261,11 @@ class SmtpConnection:
         except OSError as exc:
             raise _connect_error(where, f"cannot connect to {where}: {exc.strerror}") from exc
 
-        peer = writer.get_extra_info("peername")
+        peer = stream.get_extra_info("peername")
         address = peer[0] if peer else host
         peer_name = f"{host}[{address}]:{port}" if address != host else f"[{host}]:{port}"
         connection = cls(
-            reader,
-            writer,
+            stream,
             ClientSession(helo_name, lmtp=lmtp),
             peer_name=peer_name,
             timeouts=timeouts,
@@ -307,7 +306,7 @@ class SmtpConnection:
             not self._broken
             and not self._closed
             and self._session.is_ready
-            and not self._reader.at_eof()
+            and not self._stream.at_eof()
         )
 
     # -- Delivering ----------------------------------------------------------------
@@ -321,6 +320,7 @@ class SmtpConnection:
         smtputf8: bool = False,
         envid: str | None = None,
         ret: str | None = None,
+        crlf_checked: bool = False,
     ) -> TransactionDone:
         """Send one message; the result gives each recipient its final reply.
 
@@ -339,7 +339,13 @@ class SmtpConnection:
         """
         self.transactions += 1
         self._session.send_message(
-            envelope_sender, recipients, content, smtputf8=smtputf8, envid=envid, ret=ret
+            envelope_sender,
+            recipients,
+            content,
+            smtputf8=smtputf8,
+            envid=envid,
+            ret=ret,
+            crlf_checked=crlf_checked,
         )
         event = await self._next_event()
         if not isinstance(event, TransactionDone):
@@ -423,7 +429,9 @@ class SmtpConnection:
         server_hostname = None if _is_address(host) else host
         try:
             async with asyncio.timeout(self._timeouts.command):
-                await self._writer.start_tls(context, server_hostname=server_hostname)
+                await self._stream.start_tls(
+                    context, server_side=False, server_hostname=server_hostname
+                )
         except (TimeoutError, OSError) as exc:  # ssl.SSLError is an OSError
             raise self._fail(
                 TlsHandshakeFailed,
@@ -432,7 +440,7 @@ class SmtpConnection:
             ) from exc
 
         self._tls_active = True
-        ssl_object = self._writer.get_extra_info("ssl_object")
+        ssl_object = self._stream.get_extra_info("ssl_object")
         cipher = ssl_object.cipher() if ssl_object else None
         _log(
             logging.INFO,
@@ -467,13 +475,20 @@ class SmtpConnection:
         if not data:
             return
         _trace(">", data)
+        try:
+            self._stream.write(data)
+        except StreamClosedError as exc:
+            raise self._fail(
+                ConnectionLost, f"writing to {self._peer_name}: {exc}", CONNECTION_DROPPED
+            ) from exc
+        if self._stream.write_buffer_size <= _WRITE_BACKLOG:
+            return  # the kernel took it all, as it does for commands and most messages
         stage = self._session.awaiting
         limit = self._timeouts.data_block if stage is Stage.DATA_END else self._timeouts.command
-        self._writer.write(data)
         try:
-            async with asyncio.timeout(limit):
-                await self._writer.drain()
-        except TimeoutError as exc:
+            with self._deadline.after(limit):
+                await self._stream.drain()
+        except DeadlineExpired as exc:
             raise self._fail(
                 ResponseTimeout,
                 f"{self._peer_name} did not read for {limit:g}s",
@@ -488,9 +503,9 @@ class SmtpConnection:
         stage = self._session.awaiting
         limit = self._timeouts.for_stage(stage)
         try:
-            async with asyncio.timeout(limit):
-                data = await self._reader.read(READ_SIZE)
-        except TimeoutError as exc:
+            with self._deadline.after(limit):
+                data = await self._stream.read()
+        except DeadlineExpired as exc:
             name = stage.value if stage else "next"
             raise self._fail(
                 ResponseTimeout,
@@ -510,7 +525,7 @@ class SmtpConnection:
         """Mark the connection unusable, settle the transaction, drop the socket."""
         self._broken = True
         partial = self._session.abort(reply)
-        self._writer.transport.abort()
+        self._stream.abort()
         _log(
             logging.WARNING,
             "delivery.error",
@@ -537,13 +552,13 @@ class SmtpConnection:
     async def _drop(self) -> None:
         """Close the socket, waiting at most the QUIT timeout for a clean close."""
         self._closed = True
-        writer = self._writer
-        writer.close()
+        stream = self._stream
+        stream.close()
         try:
             async with asyncio.timeout(self._timeouts.quit):
-                await writer.wait_closed()
+                await stream.wait_closed()
         except (TimeoutError, OSError):
-            writer.transport.abort()
+            stream.abort()
 
 
 # --- Helpers --------------------------------------------------------------------------

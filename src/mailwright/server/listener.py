@@ -12,7 +12,7 @@ what is here is only what needs the network and the clock:
 - timeouts (RFC 5321 §4.5.3.2): ``command_timeout`` while waiting for a
   command (the RFC asks at least five minutes), ``data_timeout`` while
   content is arriving; on expiry 421 4.4.2 and close;
-- STARTTLS with ``StreamWriter.start_tls``, with plaintext read before the
+- STARTTLS with :meth:`Stream.start_tls`, with plaintext read before the
   handshake thrown away (RFC 3207 §4.2); AUTH offered only after TLS or to
   loopback peers;
 - a graceful :meth:`SmtpListener.stop`: idle clients get 421 4.3.2 at once,
@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import ipaddress
 import logging
 import secrets
@@ -35,6 +36,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
+from mailwright.deadlines import Deadline, DeadlineExpired, sweeper
 from mailwright.server.handler import ConnectionInfo, SessionHandler
 from mailwright.smtp import replies
 from mailwright.smtp.replies import Reply
@@ -52,10 +54,10 @@ from mailwright.smtp.server_events import (
     RcptTo,
     StartTLS,
 )
+from mailwright.stream import Stream
 
 logger = logging.getLogger("mailwright.smtpd")
 
-READ_SIZE = 65536
 _WRITE_BACKLOG = 64 * 1024  # bytes of unsent replies before a flush waits (with a timeout)
 CLOSE_TIMEOUT = 5.0  # seconds to wait for a TLS close_notify before aborting
 
@@ -77,6 +79,7 @@ class _Connection:
 
     task: asyncio.Task[None]
     peer_ip: str
+    deadline: Deadline
     idle: bool = False
     shutdown_requested: bool = False
 
@@ -97,6 +100,7 @@ def _log(level: int, event: str, **values: object) -> None:
         logger.log(level, "%s", _fields(event, values))
 
 
+@functools.lru_cache(maxsize=1024)
 def _is_loopback(address: str) -> bool:
     try:
         return ipaddress.ip_address(address).is_loopback
@@ -136,6 +140,8 @@ class SmtpListener:
         self._settings = dataclasses.replace(
             settings, offer_starttls=settings.offer_starttls and tls_context is not None
         )
+        # Loopback clients may AUTH before TLS; made once, not per connection.
+        self._loopback_settings = dataclasses.replace(self._settings, auth_allowed=True)
         self._tls_context = tls_context
         self._max_connections = max_connections
         self._max_per_ip = max_connections_per_ip
@@ -173,8 +179,9 @@ class SmtpListener:
     async def start(self) -> None:
         """Bind and start accepting; raises :class:`OSError` when the address is taken."""
         self._stopping = False
-        self._server = await asyncio.start_server(
-            self._accept,
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: Stream(self._on_stream),
             self.host,
             self._requested_port,
             reuse_address=True,
@@ -205,21 +212,21 @@ class SmtpListener:
 
     # --- One connection ---------------------------------------------------------------
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _on_stream(self, stream: Stream) -> None:
+        """A client connected: serve it in a task of its own."""
+        task = asyncio.get_running_loop().create_task(self._accept(stream))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _accept(self, stream: Stream) -> None:
         """Admit or refuse a new connection, then serve it to the end."""
         task = asyncio.current_task()
-        assert task is not None  # start_server runs this callback as a task
-        self._tasks.add(task)
-        try:
-            await self._admit(task, reader, writer)
-        finally:
-            self._tasks.discard(task)
+        assert task is not None
+        await self._admit(task, stream)
 
-    async def _admit(
-        self, task: asyncio.Task[None], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        peer = writer.get_extra_info("peername") or ("", 0)
-        local = writer.get_extra_info("sockname") or ("", 0)
+    async def _admit(self, task: asyncio.Task[None], stream: Stream) -> None:
+        peer = stream.get_extra_info("peername") or ("", 0)
+        local = stream.get_extra_info("sockname") or ("", 0)
         peer_ip = str(peer[0])
         self._total += 1
 
@@ -237,11 +244,11 @@ class SmtpListener:
             _log(logging.WARNING, "smtpd.refused", listener=self.name, peer=peer_ip, reason=reason)
             refusal = replies.SHUTTING_DOWN if self._stopping else replies.TOO_MANY_CONNECTIONS
             with contextlib.suppress(ConnectionError, OSError):
-                writer.write(refusal.to_bytes(enhanced=False))
-            await self._close(writer)
+                stream.write(refusal.to_bytes(enhanced=False))
+            await self._close(stream)
             return
 
-        connection = _Connection(task, peer_ip)
+        connection = _Connection(task, peer_ip, sweeper().deadline(task))
         self._connections[task] = connection
         self._per_ip[peer_ip] += 1
         info = ConnectionInfo(
@@ -254,26 +261,23 @@ class SmtpListener:
             listener_role=self.role,
         )
         try:
-            await self._serve(connection, info, reader, writer)
+            await self._serve(connection, info, stream)
         finally:
             del self._connections[task]
             self._per_ip[peer_ip] -= 1
             if not self._per_ip[peer_ip]:
                 del self._per_ip[peer_ip]
-            await self._close(writer)
+            await self._close(stream)
             await self._call_disconnect(info)
 
     async def _serve(
         self,
         connection: _Connection,
         info: ConnectionInfo,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        stream: Stream,
     ) -> None:
         """Run the session loop; log why it ended."""
-        settings = self._settings
-        if _is_loopback(info.peer_ip) and not settings.auth_allowed:
-            settings = dataclasses.replace(settings, auth_allowed=True)
+        settings = self._loopback_settings if _is_loopback(info.peer_ip) else self._settings
         session = ServerSession(settings)
         _log(
             logging.DEBUG, "smtpd.connect", session=info.session_id, listener=self.name,
@@ -284,14 +288,14 @@ class SmtpListener:
         messages_before = self._accepted
         try:
             session.greet(await self._call_connect(info))
-            reason = await self._converse(connection, info, session, reader, writer)
+            reason = await self._converse(connection, info, session, stream)
         except asyncio.CancelledError:
             if not connection.shutdown_requested:
                 raise
             connection.task.uncancel()
             reason = "shutdown"
             session.close(replies.SHUTTING_DOWN)
-            await self._flush(session, writer)
+            await self._flush(session, stream)
         except (ConnectionError, OSError, ssl.SSLError) as error:
             reason = f"network: {type(error).__name__}"
         finally:
@@ -306,93 +310,92 @@ class SmtpListener:
         connection: _Connection,
         info: ConnectionInfo,
         session: ServerSession,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        stream: Stream,
     ) -> str:
         """The event loop of one session; returns why it ended."""
         while True:
             event = session.next_event()
             if event is NEED_DATA:
-                await self._flush(session, writer)
+                await self._flush(session, stream)
                 if self._stopping and not session.reading_content:
                     session.close(replies.SHUTTING_DOWN)
-                    await self._flush(session, writer)
+                    await self._flush(session, stream)
                     return "shutdown"
-                data = await self._receive(connection, session, reader)
+                data = await self._receive(connection, session, stream)
                 if data is None:
                     session.close(replies.TIMEOUT)
-                    await self._flush(session, writer)
+                    await self._flush(session, stream)
                     return "timeout"
                 session.receive_data(data)
                 continue
 
             if isinstance(event, Quit):
-                await self._flush(session, writer)
+                await self._flush(session, stream)
                 return "quit"
             if isinstance(event, Closed):
-                await self._flush(session, writer)
+                await self._flush(session, stream)
                 return "closed"
             if isinstance(event, ProtocolError):
                 self._log_client_error(info, event)
                 continue
             if isinstance(event, StartTLS):
-                if not await self._start_tls(info, session, event, reader, writer):
+                if not await self._start_tls(info, session, event, stream):
                     return "tls_failed"
                 continue
             session.respond(event, await self._decide(info, event))
 
     async def _receive(
-        self, connection: _Connection, session: ServerSession, reader: asyncio.StreamReader
+        self, connection: _Connection, session: ServerSession, stream: Stream
     ) -> bytes | None:
         """Read what the client sent next; ``None`` on timeout, ``b""`` at EOF."""
         # TODO: the timeout restarts with every read, so a client trickling one byte per
         # period holds its connection slot for ever (slowloris); a per-command deadline
         # would bound it. The per-address limit caps how many slots one client can hold.
+        # The deadline is swept, not timed: it fires up to a tenth of the timeout late.
         content = session.reading_content
         timeout = self._data_timeout if content else self._command_timeout
         connection.idle = not content
         try:
-            async with asyncio.timeout(timeout):
-                return await reader.read(READ_SIZE)
-        except TimeoutError:
+            with connection.deadline.after(timeout):
+                return await stream.read()
+        except DeadlineExpired:
             return None
         finally:
             connection.idle = False
 
-    async def _flush(self, session: ServerSession, writer: asyncio.StreamWriter) -> None:
+    async def _flush(self, session: ServerSession, stream: Stream) -> None:
         """Write every queued reply at once; a client that will not read times out."""
         out = session.data_to_send()
         if not out:
             return
-        writer.write(out)
-        if writer.transport.get_write_buffer_size() > _WRITE_BACKLOG:
+        stream.write(out)
+        if stream.write_buffer_size > _WRITE_BACKLOG:
             # Only a client that stops reading gets here: bound its wait. Replies
             # are small, so the usual write completes at once and needs no timer.
             async with asyncio.timeout(self._command_timeout):
-                await writer.drain()
+                await stream.drain()
 
     async def _start_tls(
         self,
         info: ConnectionInfo,
         session: ServerSession,
         event: StartTLS,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        stream: Stream,
     ) -> bool:
         """Answer STARTTLS and upgrade the stream; False when the handshake failed."""
         if self._tls_context is None:
             session.respond(event, replies.TLS_UNAVAILABLE)
             return True
         session.respond(event, replies.READY_TLS)
-        await self._flush(session, writer)
+        await self._flush(session, stream)
 
-        # Plaintext the client pipelined behind STARTTLS may sit in the reader's buffer;
+        # Plaintext the client pipelined behind STARTTLS may sit in the stream's buffer;
         # it must not be read as if it came through TLS (RFC 3207 §4.2, CVE-2011-0411).
         # No await happens between this and start_tls pausing the transport.
-        _discard_buffered(reader)
+        stream.discard_buffered()
         try:
             async with asyncio.timeout(self._command_timeout):
-                await writer.start_tls(self._tls_context)
+                await stream.start_tls(self._tls_context, server_side=True)
         except (ssl.SSLError, ConnectionError, OSError, TimeoutError) as error:
             _log(
                 logging.WARNING, "smtpd.tls", session=info.session_id, result="failed",
@@ -404,7 +407,7 @@ class SmtpListener:
         info.tls_active = True
         info.helo_name = None
         info.auth_user = None
-        ssl_object = writer.get_extra_info("ssl_object")
+        ssl_object = stream.get_extra_info("ssl_object")
         _log(
             logging.INFO, "smtpd.tls", session=info.session_id, result="ok",
             version=ssl_object.version() if ssl_object else "?",
@@ -494,25 +497,20 @@ class SmtpListener:
             status=event.reply.status, detail=event.detail,
         )  # fmt: skip
 
-    async def _close(self, writer: asyncio.StreamWriter) -> None:
-        """Close the stream; abort it when a TLS peer does not answer close_notify."""
-        with contextlib.suppress(ConnectionError, OSError, ssl.SSLError, TimeoutError):
-            writer.close()
+    async def _close(self, stream: Stream) -> None:
+        """Close the stream; abort it when a TLS peer does not answer close_notify.
+
+        A plain TCP stream closes without a wait: the transport sends what is
+        queued and then closes on its own.
+        """
+        stream.close()
+        if stream.get_extra_info("ssl_object") is None:
+            return
+        try:
             async with asyncio.timeout(CLOSE_TIMEOUT):
-                await writer.wait_closed()
-        if not writer.transport.is_closing():
-            writer.transport.abort()
-
-
-def _discard_buffered(reader: asyncio.StreamReader) -> None:
-    """Drop bytes the reader holds but nobody has read yet.
-
-    ``StreamReader`` has no public way to do this; ``_buffer`` has been its
-    bytearray since Python 3.4 (and uvloop uses asyncio's streams).
-    """
-    buffered = getattr(reader, "_buffer", None)
-    if isinstance(buffered, bytearray):
-        buffered.clear()
+                await stream.wait_closed()
+        except TimeoutError:
+            stream.abort()
 
 
 class _SessionIds:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Protocol
 
 from mailwright.envelope import Envelope
 from mailwright.errors import SpoolError, SpoolFullError
@@ -31,13 +32,31 @@ from mailwright.server.handler import ConnectionInfo
 from mailwright.smtp import replies
 from mailwright.smtp.replies import Reply
 from mailwright.smtp.server_events import AuthAttempt, Hello, MailFrom, MessageReceived, RcptTo
-from mailwright.spool import Spool
+from mailwright.spool import Claimed, Spool
 from mailwright.trace import MAX_RECEIVED, count_received, received_header
 from mailwright.users import UserStore
 
 logger = logging.getLogger("mailwright.smtpd")
 
 TOO_MANY_HOPS = Reply(554, "5.4.6", "Too many hops, the message is looping")
+
+
+class HandOver(Protocol):
+    """A delivery agent in this process that takes stored messages from memory.
+
+    :class:`~mailwright.delivery.agent.DeliveryAgent` is one. Reception
+    reserves room before storing, then hands the stored message over (or
+    cancels the reservation when the store failed).
+    """
+
+    def reserve(self, recipients: int, size: int) -> bool:
+        """Make room for a message; False when there is none (store it unclaimed)."""
+
+    def cancel(self, recipients: int, size: int) -> None:
+        """Give back a reservation whose message was not stored."""
+
+    def hand_over(self, claimed: Claimed, content: bytes) -> None:
+        """Deliver a message stored claimed by this process's spool."""
 
 
 class MtaHandler:
@@ -52,6 +71,7 @@ class MtaHandler:
         events: EventLog,
         users: UserStore,
         accepted_domains: frozenset[str],
+        delivery: HandOver | None = None,
     ) -> None:
         self.role = role
         self.hostname = hostname
@@ -59,6 +79,7 @@ class MtaHandler:
         self.events = events
         self.users = users
         self.accepted_domains = accepted_domains
+        self.delivery = delivery
 
     async def on_connect(self, info: ConnectionInfo) -> Reply | None:
         """Every client may connect; limits are the listener's."""
@@ -120,9 +141,14 @@ class MtaHandler:
         return await self.inject(envelope, trace + event.content, session=info.session_id)
 
     async def inject(self, envelope: Envelope, content: bytes, *, session: str = "") -> Reply:
-        """Store a message for delivery and say so; the entry point for every source."""
+        """Store a message for delivery and say so; the entry point for every source.
+
+        With a delivery agent in this process that has room, the message is
+        stored with its recipients claimed and handed over from memory: it
+        leaves without being read back from disk or waiting for a claim.
+        """
         try:
-            queue_id = await self.spool.store(envelope, content)
+            queue_id = await self._store(envelope, content)
         except SpoolFullError:
             logger.warning("smtpd.spool_full session=%s size=%d", session, len(content))
             return replies.SPOOL_FULL
@@ -143,8 +169,41 @@ class MtaHandler:
         )
         return Reply(250, "2.0.0", f"Ok: queued as {queue_id}")
 
+    async def _store(self, envelope: Envelope, content: bytes) -> str:
+        """Store, handing the message over when the local agent has room; return its id."""
+        delivery = self.delivery
+        count, size = len(envelope.recipients), len(content)
+        if delivery is None or not delivery.reserve(count, size):
+            return await self.spool.store(envelope, content)
+
+        future = self.spool.submit_claimed(envelope, content)
+        settle = _HandOverWhenStored(delivery, count, size, content)
+        future.add_done_callback(settle)
+        # Shielded: if this task is cancelled, the store still completes and the
+        # callback still hands the message over, so its claim is never orphaned.
+        claimed = await asyncio.shield(future)
+        return claimed.queue_id
+
     async def on_disconnect(self, info: ConnectionInfo) -> None:
         """Nothing to clean up per connection."""
+
+
+class _HandOverWhenStored:
+    """Future callback: hand a stored claimed message over, or cancel its reservation."""
+
+    __slots__ = ("content", "count", "delivery", "size")
+
+    def __init__(self, delivery: HandOver, count: int, size: int, content: bytes) -> None:
+        self.delivery = delivery
+        self.count = count
+        self.size = size
+        self.content = content
+
+    def __call__(self, future: asyncio.Future[Claimed]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            self.delivery.cancel(self.count, self.size)
+            return
+        self.delivery.hand_over(future.result(), self.content)
 
 
 def _normalize(domain: str) -> str:

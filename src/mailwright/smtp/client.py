@@ -89,6 +89,8 @@ class SessionStateError(MailwrightError, RuntimeError):
 
 
 class _State(enum.Enum):
+    __hash__ = object.__hash__  # identity, in C: see mailwright.smtp.states.State
+
     GREETING = "waiting for the greeting"
     CONNECTED = "greeted, no hello yet"
     HELLO = "hello in flight"
@@ -117,7 +119,7 @@ _BAD_PARAM = re.compile(r"[\x00-\x20\x7f=]")
 _NOTIFY_VALUES = frozenset({"SUCCESS", "FAILURE", "DELAY", "NEVER"})
 
 
-def dot_stuff(content: bytes) -> bytes:
+def dot_stuff(content: bytes, *, crlf_checked: bool = False) -> bytes:
     """``content`` as DATA sends it: transparent dots and the final ``.`` line.
 
     Every line that starts with a dot gets a second one (RFC 5321 §4.5.2), the
@@ -125,11 +127,14 @@ def dot_stuff(content: bytes) -> bytes:
     LF are turned into CRLF first: a lone LF before a dot is how SMTP
     smuggling slips a second message past lenient receivers. The work is a
     few ``bytes`` methods running in C; content without dots is not copied
-    by the stuffing step.
+    by the stuffing step. ``crlf_checked`` skips the bare CR/LF scan (three
+    passes over the message) for content known to have none, such as what
+    our own server accepted over SMTP, which refuses or normalises them.
     """
-    crlf = content.count(b"\r\n")
-    if content.count(b"\n") != crlf or content.count(b"\r") != crlf:
-        content = content.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
+    if not crlf_checked:
+        crlf = content.count(b"\r\n")
+        if content.count(b"\n") != crlf or content.count(b"\r") != crlf:
+            content = content.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
     if content and not content.endswith(b"\r\n"):
         content += b"\r\n"
 
@@ -351,6 +356,7 @@ class ClientSession:
         smtputf8: bool = False,
         envid: str | None = None,
         ret: str | None = None,
+        crlf_checked: bool = False,
     ) -> None:
         """Start one transaction; answered by :class:`TransactionDone`.
 
@@ -362,6 +368,8 @@ class ClientSession:
         DSN parameters RET, ENVID, NOTIFY and ORCPT (RFC 3461 §4). With
         PIPELINING, RSET (when the last transaction left one open), MAIL,
         every RCPT and DATA go out in one write (RFC 2920 §3.1).
+        ``crlf_checked`` says the content is known to hold no bare CR or LF
+        (see :func:`dot_stuff`).
 
         Raises ValueError without recipients and :class:`SessionStateError`
         unless the session is ready.
@@ -389,7 +397,7 @@ class ClientSession:
             return self._settle_locally(txn, BAD_RECIPIENT_SYNTAX)
 
         # The outbox holds the group; _flush writes it whole or one by one.
-        txn.body = dot_stuff(content)
+        txn.body = dot_stuff(content, crlf_checked=crlf_checked)
         self._txn = txn
         self._state = _State.TRANSACTION
         if self._need_rset:

@@ -29,6 +29,8 @@ NEED_DATA: Literal[NeedData.NEED_DATA] = NeedData.NEED_DATA
 class Stage(enum.Enum):
     """Which reply the session waits for; the adapter maps it to a timeout."""
 
+    __hash__ = object.__hash__  # identity, in C: see mailwright.smtp.states.State
+
     GREETING = "greeting"
     HELLO = "hello"
     STARTTLS = "starttls"

@@ -53,6 +53,24 @@ def has_bare_line_ending(content: bytes) -> bool:
     return content.count(b"\r") != pairs or content.count(b"\n") != pairs
 
 
+def may_hold_long_line(lines: bytes, max_line: int) -> bool:
+    """False when no line of ``lines`` can be longer than ``max_line`` octets.
+
+    A line that long holds at least ``2 * block`` octets without an LF, so it
+    covers one whole aligned block of ``block`` octets; when every aligned
+    block holds an LF (``bytes.find`` is a memchr), no line is too long. True
+    means "maybe": the caller measures the lines exactly. Splitting a 10 KB
+    message into its lines only to measure them cost more than the rest of
+    the DATA reader together.
+    """
+    block = max(1, (max_line - 2) // 2)
+    find = lines.find
+    for start in range(0, len(lines) - block + 1, block):
+        if find(b"\n", start, start + block) < 0:
+            return True
+    return False
+
+
 def normalize_line_endings(content: bytes) -> bytes:
     """Turn every bare CR and bare LF into CRLF, leaving CRLF pairs alone."""
     return content.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
@@ -149,7 +167,11 @@ class DataReader:
         """
         if not lines:
             return
-        if len(lines) >= self._max_line and not self._line_too_long:
+        if (
+            len(lines) >= self._max_line
+            and not self._line_too_long
+            and may_hold_long_line(lines, self._max_line)
+        ):
             separator = b"\n" if self._normalize else b"\r\n"
             longest = max(map(len, lines.split(separator))) + 2
             if longest > self._max_line:

@@ -12,7 +12,7 @@ are the replies the engines send on their own; policy code builds others with
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 _ENHANCED = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}$")
 
@@ -29,6 +29,9 @@ class Reply:
     code: int
     status: str | None
     lines: tuple[str, ...]
+    # The wire form, made on first use: the named replies go out millions of times.
+    _wire: bytes | None = field(default=None, init=False, repr=False, compare=False)
+    _wire_plain: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def __init__(self, code: int, status: str | None, *lines: str) -> None:
         if not 200 <= code <= 599:
@@ -45,6 +48,8 @@ class Reply:
         object.__setattr__(self, "code", code)
         object.__setattr__(self, "status", status)
         object.__setattr__(self, "lines", tuple(text))
+        object.__setattr__(self, "_wire", None)
+        object.__setattr__(self, "_wire_plain", None)
 
     @property
     def text(self) -> str:
@@ -76,6 +81,14 @@ class Reply:
         With ``enhanced`` false the status is left out (for a client that did
         not say EHLO, RFC 2034 §3 only applies to EHLO sessions).
         """
+        cached = self._wire if enhanced else self._wire_plain
+        if cached is not None:
+            return cached
+        wire = self._serialise(enhanced)
+        object.__setattr__(self, "_wire" if enhanced else "_wire_plain", wire)
+        return wire
+
+    def _serialise(self, enhanced: bool) -> bytes:
         prefix = f"{self.status} " if enhanced and self.status else ""
         out = []
         last = len(self.lines) - 1

@@ -106,6 +106,24 @@ def parse_extensions(reply: Reply) -> dict[str, str]:
     return extensions
 
 
+#: Single-line replies already parsed, by their bytes. A peer answers every message
+#: with the same few lines ("250 2.1.0 Ok", "354 End data ..."); replies are values,
+#: so one parse serves them all. Bounded: emptied when it reaches this size.
+_SINGLE_CACHE_SIZE = 512
+_single_cache: dict[bytes, Reply] = {}
+
+
+def _parse_single(line: bytes) -> Reply:
+    """:func:`parse_reply` of one line, through :data:`_single_cache`."""
+    found = _single_cache.get(line)
+    if found is None:
+        found = parse_reply([line])  # raises ReplySyntaxError: nothing cached then
+        if len(_single_cache) >= _SINGLE_CACHE_SIZE:
+            _single_cache.clear()
+        _single_cache[line] = found
+    return found
+
+
 class ReplyParser:
     """Buffers bytes from a server and yields complete replies in order."""
 
@@ -161,6 +179,8 @@ class ReplyParser:
 
                 if line[3:4] != b"-":
                     lines, self._lines, self._size = self._lines, [], 0
+                    if len(lines) == 1:
+                        return _parse_single(lines[0])
                     return parse_reply(lines)
         finally:
             del buffer[:start]

@@ -33,6 +33,7 @@ be executed inside TLS (RFC 3207 §4.2, CVE-2011-0411); and DATA ends only at
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -68,7 +69,7 @@ from mailwright.smtp.server_events import (
 from mailwright.smtp.server_settings import (
     SessionSettings,
     auth_offered,
-    ehlo_lines,
+    ehlo_reply,
     parameter_extensions,
 )
 from mailwright.smtp.states import TRANSITIONS, VERBS, State, sequence_error
@@ -90,6 +91,12 @@ __all__ = [
     "StartTLS",
     "State",
 ]
+
+
+@functools.lru_cache(maxsize=16)
+def _greeting(hostname: str) -> Reply:
+    """The default 220 greeting; one value per host name, so its bytes are made once."""
+    return Reply(220, None, f"{hostname} ESMTP mailwright")
 
 
 class SessionUsageError(MailwrightError, RuntimeError):
@@ -166,7 +173,7 @@ class ServerSession:
         """Queue the greeting: 220 by default, 554 to refuse (RFC 5321 §3.1), 421 to close."""
         if self._state is not State.CONNECTED:
             raise SessionUsageError("greet() called twice")
-        reply = reply or Reply(220, None, f"{self.settings.hostname} ESMTP mailwright")
+        reply = reply or _greeting(self.settings.hostname)
         self._send(reply)
         if reply.code == 554:
             self._state = State.REFUSED
@@ -263,7 +270,7 @@ class ServerSession:
         self._hello = event
         self._transaction = None
         if event.kind == "EHLO":
-            self._send(Reply(250, None, *ehlo_lines(self.settings, tls_active=self._tls_active)))
+            self._send(ehlo_reply(self.settings, tls_active=self._tls_active))
         else:
             self._send(Reply(250, None, self.settings.hostname))
 

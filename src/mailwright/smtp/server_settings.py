@@ -7,9 +7,11 @@ extension is on when (RFC 5321 §4.1.1.1, RFC 1869 §4).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from mailwright.smtp.data import BareLineEndings
+from mailwright.smtp.replies import Reply
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,10 +55,12 @@ def auth_offered(settings: SessionSettings, *, tls_active: bool) -> bool:
     return bool(settings.auth_mechanisms) and (settings.auth_allowed or tls_active)
 
 
+@functools.lru_cache(maxsize=64)
 def parameter_extensions(settings: SessionSettings, *, tls_active: bool) -> frozenset[str]:
     """Extensions whose MAIL/RCPT parameters are accepted after EHLO.
 
     The names are those :func:`mailwright.smtp.address.parse_mail_arguments` expects.
+    Cached: settings are frozen, and every MAIL and RCPT asks.
     """
     names = {"SIZE"}
     if settings.eightbitmime:
@@ -93,3 +97,9 @@ def ehlo_lines(settings: SessionSettings, *, tls_active: bool) -> list[str]:
         lines.append("AUTH " + " ".join(settings.auth_mechanisms))  # RFC 4954
     lines.append("HELP")
     return lines
+
+
+@functools.lru_cache(maxsize=64)
+def ehlo_reply(settings: SessionSettings, *, tls_active: bool) -> Reply:
+    """The 250 reply to EHLO; cached, so its wire form is built once per listener."""
+    return Reply(250, None, *ehlo_lines(settings, tls_active=tls_active))

@@ -25,6 +25,11 @@ from mailwright.smtp.replies import Reply
 class State(enum.Enum):
     """Where a server session is in the conversation."""
 
+    # Enum's own __hash__ is Python code that hashes the name; members are singletons
+    # compared by identity, so the identity hash is equivalent and runs in C. The
+    # TRANSITIONS lookup hashes a state for every command of every session.
+    __hash__ = object.__hash__
+
     CONNECTED = "connected"  # greet() not called yet
     REFUSED = "refused"  # greeted with 554: only QUIT (RFC 5321 §3.1)
     GREETED = "greeted"  # waiting for EHLO or HELO

@@ -2,7 +2,9 @@
 
 Claimed work goes out as :class:`Claimed` (one message with the recipients
 claimed for it); delivery outcomes come back as :class:`Delivered`,
-:class:`Deferred` or :class:`Failed`, one per recipient. The admin views
+:class:`Deferred` or :class:`Failed`, one per recipient. An outcome that
+names its ``message_id`` (the delivery agent always knows it) saves the spool
+a lookup. The admin views
 (:class:`DomainSummary`, :class:`MessageInfo`, :class:`MessageDetail`) and the
 :class:`SpoolStatistics` snapshot are plain data too, so the CLI and the
 control socket can print or serialise them without touching SQLite.
@@ -65,6 +67,7 @@ class Delivered:
     rcpt_id: int
     reply_text: str = ""
     remote_host: str | None = None
+    message_id: int | None = None  # the recipient's message, when the caller knows it
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +85,7 @@ class Deferred:
     remote_host: str | None = None
     attempted_at: float | None = None
     warned: bool = False
+    message_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +95,7 @@ class Failed:
     rcpt_id: int
     reply_text: str = ""
     remote_host: str | None = None
+    message_id: int | None = None
 
 
 Outcome = Delivered | Deferred | Failed

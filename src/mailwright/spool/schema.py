@@ -80,19 +80,21 @@ DUE_INDEX = "recipients_due"
 def configure_writer(conn: sqlite3.Connection, *, fsync: bool) -> None:
     """Set the pragmas of the write connection (outside any transaction).
 
-    WAL lets readers in other processes run while the writer commits;
-    ``synchronous=FULL`` makes every commit fsync the WAL, so a committed
-    message survives power loss. Without ``fsync`` commits only reach the
-    page cache (tests, benchmarks).
+    WAL lets readers in other processes run while the writer commits.
+    ``synchronous=NORMAL`` makes SQLite sync the WAL before each checkpoint
+    and the database after it, so checkpoints never lose committed data; the
+    fsync that makes each commit durable is the group-commit writer's own
+    (:mod:`mailwright.spool.writer`), off the event loop. Automatic
+    checkpoints are off for the same reason: the writer's checkpoint thread
+    runs them. Without ``fsync`` nothing is synced (tests, benchmarks).
     """
     mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
     if str(mode).lower() != "wal":
         raise SpoolError(f"the spool database cannot use WAL mode (got {mode!r})")
-    conn.execute(f"PRAGMA synchronous={'FULL' if fsync else 'OFF'}")
+    conn.execute(f"PRAGMA synchronous={'NORMAL' if fsync else 'OFF'}")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA busy_timeout=30000")
-    # Checkpoint every 16 MiB of WAL rather than 4 MiB: fewer stalls in the writer.
-    conn.execute("PRAGMA wal_autocheckpoint=4000")
+    conn.execute("PRAGMA wal_autocheckpoint=0")
     conn.execute("PRAGMA journal_size_limit=67108864")
 
 

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from mailwright.envelope import Envelope
 from mailwright.errors import SpoolError
@@ -36,6 +36,7 @@ from mailwright.spool.owners import OwnerLock, remove_stale_locks
 from mailwright.spool.queue_id import QueueIdGenerator
 from mailwright.spool.records import (
     Claimed,
+    ClaimedRecipient,
     DomainSummary,
     MessageDetail,
     MessageInfo,
@@ -54,6 +55,11 @@ _T = TypeVar("_T")
 # Bytes a message costs beyond its content: rows, index entries, WAL frame headers.
 _OVERHEAD = 2048
 _FREE_SPACE_CACHE = 0.25  # seconds a has_room() answer may be based on
+
+#: Seconds a batch of only claims and outcomes waits for a store to share its commit.
+#: Outcomes need no fsync, but each transaction of their own takes SQLite's write lock,
+#: which the receiving processes sharing the spool contend for.
+NON_DURABLE_LINGER = 0.02
 
 
 class Spool:
@@ -121,10 +127,12 @@ class Spool:
             conn,
             loop,
             fsync=self.fsync,
+            database=self.path,
             free_bytes=self.free_bytes,
             min_free_bytes=self.min_free_bytes,
             on_wake=self._work.set,
             max_batch=self.max_batch,
+            linger=NON_DURABLE_LINGER,
         )
         self._writer.start()
 
@@ -138,6 +146,9 @@ class Spool:
             create_schema(conn)
             self._recover(conn)
             _fsync_directory(self.directory)
+            # From here on the writer runs on the event loop, which must never sleep in
+            # SQLite's busy handler: a locked database is retried by the writer instead.
+            conn.execute("PRAGMA busy_timeout=0")
             self._quick = self._connect_reader()
         except BaseException as exc:
             if conn is not None:
@@ -217,10 +228,21 @@ class Spool:
         reserve: bool = False,
         wake: bool = False,
     ) -> _T:
+        return await self._submit(run, durable=durable, size=size, reserve=reserve, wake=wake)
+
+    def _submit(
+        self,
+        run: Callable[[sqlite3.Connection], _T],
+        *,
+        durable: bool = True,
+        size: int = 0,
+        reserve: bool = False,
+        wake: bool = False,
+    ) -> asyncio.Future[_T]:
         writer = self._require_writer()
         future: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
         writer.submit(Job(run, future, durable, size, reserve, wake))
-        return await future
+        return future
 
     async def _read(self, run: Callable[[sqlite3.Connection], _T]) -> _T:
         if self._readers is None:
@@ -291,6 +313,50 @@ class Spool:
         self._stores += 1
         return queue_id
 
+    async def store_claimed(self, envelope: Envelope, content: bytes) -> Claimed:
+        """Store a message with its recipients claimed by this spool; durable when it returns.
+
+        For the process that received the message and delivers it straight
+        from memory: the recipients are active under this spool's owner token
+        from the first commit, so no other delivery loop claims them, and if
+        this process dies they go back to the queue like any other claim.
+        Every recipient must be reported through :meth:`record`. Raises as
+        :meth:`store` does.
+        """
+        return await self.submit_claimed(envelope, content)
+
+    def submit_claimed(self, envelope: Envelope, content: bytes) -> asyncio.Future[Claimed]:
+        """:meth:`store_claimed` as a future the caller can keep past its own cancellation.
+
+        A claimed message that is committed must reach its deliverer even
+        when the task that stored it was cancelled meanwhile, or its
+        recipients would stay claimed until this process ends.
+        """
+        now = self.clock()
+        message = writes.NewMessage.prepare(envelope, content, now)
+        owner = self.owner
+        ids = self._ids
+
+        def run(conn: sqlite3.Connection) -> Claimed:
+            queue_id, message_id, rcpt_ids = writes.insert_claimed_message(
+                conn, ids, message, now, owner
+            )
+            recipients = tuple(
+                ClaimedRecipient(rcpt_id, r.address, r.domain, 0, None, r.notify, r.orcpt)
+                for rcpt_id, r in zip(rcpt_ids, envelope.recipients, strict=True)
+            )
+            return Claimed(
+                queue_id, message_id, envelope, recipients, len(content), message.received_at
+            )
+
+        future = self._submit(run, size=len(content) + _OVERHEAD, reserve=True)
+        future.add_done_callback(self._count_store)
+        return future
+
+    def _count_store(self, future: asyncio.Future[Any]) -> None:
+        if not future.cancelled() and future.exception() is None:
+            self._stores += 1
+
     # -- delivery ------------------------------------------------------------------------
 
     async def claim_due(self, now: float, limit: int) -> list[Claimed]:
@@ -313,7 +379,9 @@ class Spool:
         been deleted meanwhile.
         """
         message_id = message.message_id if isinstance(message, Claimed) else message
-        return await self._read(partial(reads.load_content, message_id=message_id))
+        # On the loop, not in a reader thread: one indexed blob read costs microseconds,
+        # and a thread would wait for the busy loop to hand back the GIL.
+        return self._quick_read(partial(reads.load_content, message_id=message_id))
 
     async def record(
         self,
@@ -328,6 +396,14 @@ class Spool:
         Not refused for the reserve (only by a really full disk), so that
         delivery can always make progress. Raises :class:`SpoolError`.
         """
+        return await self.submit_record(outcomes, new_messages)
+
+    def submit_record(
+        self,
+        outcomes: Iterable[Outcome],
+        new_messages: Iterable[tuple[Envelope, bytes]] = (),
+    ) -> asyncio.Future[list[str]]:
+        """:meth:`record` as a future, for callers that only need a callback."""
         now = self.clock()
         outcome_list = list(outcomes)
         prepared = [writes.NewMessage.prepare(env, data, now) for env, data in new_messages]
@@ -342,7 +418,7 @@ class Spool:
         # the bounces together (the transaction is atomic), so the recipients are
         # simply tried again: at least once, never lost. The next durable commit
         # (any store) makes these frames durable too, as they share the WAL.
-        return await self._write(run, durable=False, size=size, wake=bool(prepared))
+        return self._submit(run, durable=False, size=size, wake=bool(prepared))
 
     def next_due(self) -> float | None:
         """The earliest ``next_attempt`` among queued recipients, None when none is queued."""

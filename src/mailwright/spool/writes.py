@@ -43,6 +43,10 @@ _INSERT_RECIPIENT = (
     "INSERT INTO recipients (message_id, address, domain, next_attempt, notify, orcpt)"
     " VALUES (?, ?, ?, ?, ?, ?)"
 )
+_INSERT_CLAIMED_RECIPIENT = (
+    "INSERT INTO recipients (message_id, address, domain, next_attempt, notify, orcpt,"
+    f" state, claimed_by) VALUES (?, ?, ?, ?, ?, ?, {ACTIVE}, ?)"
+)
 _DEFER = (
     f"UPDATE recipients SET state = {QUEUED}, claimed_by = NULL, next_attempt = ?,"
     " attempts = attempts + 1, first_attempt = COALESCE(first_attempt, ?),"
@@ -95,6 +99,42 @@ def insert_message(
     conn: sqlite3.Connection, ids: QueueIdGenerator, message: NewMessage, now: float
 ) -> str:
     """Insert one message with its content and recipients, due at ``now``; return its id."""
+    queue_id, message_id = _insert_message_row(conn, ids, message)
+    conn.execute(_INSERT_CONTENT, (message_id, message.content))
+    conn.executemany(
+        _INSERT_RECIPIENT,
+        [
+            (message_id, addr, dom, now, notify, orcpt)
+            for addr, dom, notify, orcpt in message.recipients
+        ],
+    )
+    return queue_id
+
+
+def insert_claimed_message(
+    conn: sqlite3.Connection, ids: QueueIdGenerator, message: NewMessage, now: float, owner: str
+) -> tuple[str, int, list[int]]:
+    """Insert one message with its recipients already claimed (active) for ``owner``.
+
+    The hand-off path: the process that received the message delivers it
+    from memory, so nobody else may claim it meanwhile. Returns the queue
+    id, the message rowid and the recipients' rowids in envelope order.
+    """
+    queue_id, message_id = _insert_message_row(conn, ids, message)
+    conn.execute(_INSERT_CONTENT, (message_id, message.content))
+    rcpt_ids = []
+    for addr, dom, notify, orcpt in message.recipients:
+        cursor = conn.execute(
+            _INSERT_CLAIMED_RECIPIENT, (message_id, addr, dom, now, notify, orcpt, owner)
+        )
+        rcpt_ids.append(int(cursor.lastrowid or 0))
+    return queue_id, message_id, rcpt_ids
+
+
+def _insert_message_row(
+    conn: sqlite3.Connection, ids: QueueIdGenerator, message: NewMessage
+) -> tuple[str, int]:
+    """Insert the ``messages`` row under a fresh queue id; return the id and the rowid."""
     for _ in range(8):
         queue_id = ids.next()
         try:
@@ -110,20 +150,8 @@ def insert_message(
             )
         except sqlite3.IntegrityError:  # another process made the same id: draw again
             continue
-        break
-    else:
-        raise SpoolError("could not draw an unused queue id in 8 tries")
-
-    message_id = cursor.lastrowid
-    conn.execute(_INSERT_CONTENT, (message_id, message.content))
-    conn.executemany(
-        _INSERT_RECIPIENT,
-        [
-            (message_id, addr, dom, now, notify, orcpt)
-            for addr, dom, notify, orcpt in message.recipients
-        ],
-    )
-    return queue_id
+        return queue_id, int(cursor.lastrowid or 0)
+    raise SpoolError("could not draw an unused queue id in 8 tries")
 
 
 def _claimed_recipient(row: Any) -> ClaimedRecipient:
@@ -212,16 +240,19 @@ def apply_outcomes(conn: sqlite3.Connection, outcomes: Iterable[Outcome], now: f
     """Requeue deferred recipients, delete the others, and delete emptied messages.
 
     Outcomes for recipients that are gone (the message was deleted by an
-    operator meanwhile) are ignored.
+    operator meanwhile) are ignored: their update or delete finds no row.
     """
     touched: set[int] = set()
     for outcome in outcomes:
-        row = conn.execute(
-            "SELECT message_id FROM recipients WHERE id = ?", (outcome.rcpt_id,)
-        ).fetchone()
-        if row is None:
-            continue
-        touched.add(row[0])
+        message_id = outcome.message_id
+        if message_id is None:
+            row = conn.execute(
+                "SELECT message_id FROM recipients WHERE id = ?", (outcome.rcpt_id,)
+            ).fetchone()
+            if row is None:
+                continue
+            message_id = row[0]
+        touched.add(message_id)
 
         if isinstance(outcome, Deferred):
             attempted_at = now if outcome.attempted_at is None else outcome.attempted_at
