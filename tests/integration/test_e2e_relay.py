@@ -191,3 +191,35 @@ def _wait_for_maildir(
             return found
         time.sleep(0.05)
     raise TimeoutError(f"no bounce arrived in {root}")
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        "receivers = 1\ndelivery_process = false",
+        "receivers = 2\ndelivery_process = false",
+        "receivers = 1\ndelivery_process = true",
+        "receivers = 2\ndelivery_process = true",
+    ],
+    ids=["one-process", "two-receivers", "delivery-process", "two-receivers-and-delivery"],
+)
+def test_every_process_layout_delivers_each_message_once(
+    tmp_path: Path, sink: SmtpSink, layout: str
+) -> None:
+    """Receivers that deliver from memory, or a delivery process of its own: same result."""
+    inbound, submission = free_port(), free_port()
+    config = _config(sink.port, inbound, submission).replace(
+        'spool = "var/spool"', f'spool = "var/spool"\n{layout}'
+    )
+    process = MailwrightProcess(tmp_path, config)
+
+    with running(process, ("127.0.0.1", inbound)):
+        for number in range(40):  # one connection each: SO_REUSEPORT spreads them
+            with smtplib.SMTP("127.0.0.1", inbound) as client:
+                client.sendmail(
+                    "a@sender.test", [f"r{number}@example.test"], _message(f"l{number}")
+                )
+        got = sink.wait_for(40)
+
+    recipients = sorted(m.recipients[0] for m in got)
+    assert recipients == sorted(f"r{n}@example.test" for n in range(40))

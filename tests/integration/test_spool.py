@@ -22,10 +22,10 @@ from mailwright.spool import (
     MessageNotFoundError,
     Spool,
 )
+from mailwright.spool import store as store_module
 from mailwright.spool.queue_id import ALPHABET
-from mailwright.spool.reads import NEXT_DUE_SQL
+from mailwright.spool.reads import CLAIM_SQL, NEXT_DUE_SQL
 from mailwright.spool.schema import DUE_INDEX
-from mailwright.spool.writes import CLAIM_SQL
 
 T0 = 1_800_000_000.0
 
@@ -508,3 +508,38 @@ async def test_use_after_close_raises_spool_error(tmp_path: Path) -> None:
         await spool.store(make_envelope(), b"x")
     with pytest.raises(SpoolError, match="not open"):
         spool.next_due()
+
+
+async def test_flushing_the_whole_queue_goes_in_chunks_and_misses_nothing(
+    spool: Spool, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flush of all, done a few recipients per transaction, makes every one of them due."""
+    monkeypatch.setattr(store_module, "FLUSH_CHUNK", 3)
+    for _ in range(10):
+        await spool.store(make_envelope(), b"x")
+    claimed = await spool.claim_due(T0, 100)
+    await spool.record([Deferred(c.recipients[0].rcpt_id, T0 + 3600) for c in claimed])
+    clock.now = T0 + 10
+    before = spool.statistics().transactions
+
+    assert await spool.flush() == 10
+
+    assert spool.statistics().transactions - before >= 4  # 3 + 3 + 3 + 1
+    assert len(await spool.claim_due(T0 + 10, 100)) == 10
+
+
+async def test_a_claim_never_takes_what_another_spool_took_in_between(tmp_path: Path) -> None:
+    """Candidates read before another process claimed them are not claimed a second time."""
+    folder = tmp_path / "spool"
+    async with (
+        Spool(folder, fsync=False, min_free_bytes=0) as first,
+        Spool(folder, fsync=False, min_free_bytes=0) as second,
+    ):
+        for _ in range(4):
+            await first.store(make_envelope(), b"x")
+
+        both = await asyncio.gather(first.claim_due(2e9, 10), second.claim_due(2e9, 10))
+
+    ids = [r.rcpt_id for claims in both for c in claims for r in c.recipients]
+    assert sorted(ids) == sorted(set(ids))
+    assert len(ids) == 4

@@ -1,15 +1,14 @@
-"""Child processes: extra receivers and the delivery process, supervised by the server.
+"""Child processes: the receivers after the first, or a delivery process, supervised.
 
 Python runs one core per process. Measured on the 2-core benchmark machine
-(docs/benchmarks.md), receiving a message costs about 1.2 ms of CPU and
-delivering it about 0.9 ms, so one process tops out near 450 relayed messages
-a second while the other core idles. The server therefore splits its work:
-
-* ``[server] delivery_process = true`` (default): delivery runs in a child
-  process over the same spool;
-* ``[server] receivers = N``: N processes accept SMTP on the same listening
-  ports (``SO_REUSEPORT``: the kernel spreads connections over them); the
-  server itself is the first, and it alone serves the control socket.
+(docs/benchmarks.md), a relayed message costs about 1.3 ms of CPU in all, so
+one process cannot keep both cores busy. The server therefore runs
+``[server] receivers`` processes (default: one per CPU) that accept SMTP on
+the same listening ports (``SO_REUSEPORT``: the kernel spreads connections
+over them) and each deliver what they receive, from memory; the server
+itself is the first, and it alone serves the control socket. With
+``[server] delivery_process = true`` one more child runs only the delivery
+agent, and the receivers only store.
 
 SQLite in WAL mode serialises the writers of all processes; each spool holds
 an owner lock, so the recipients claimed by a child that dies go back to the

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from typing import Any
 
 from mailwright.envelope import Envelope
 from mailwright.spool.records import (
@@ -19,6 +20,18 @@ from mailwright.spool.records import (
     RecipientState,
 )
 from mailwright.spool.schema import ACTIVE, QUEUED, STATE_NAMES
+
+CLAIM_SQL = (
+    "SELECT id, message_id, address, domain, attempts, first_attempt, notify, orcpt,"
+    " warned, last_reply"
+    f" FROM recipients WHERE state = {QUEUED} AND next_attempt <= ?"
+    " ORDER BY next_attempt LIMIT ?"
+)
+
+MESSAGE_SQL = "SELECT queue_id, envelope, size, received_at FROM messages WHERE id = ?"
+
+#: Recipient rows due, and the ``messages`` row of each of their messages by rowid.
+ClaimCandidates = tuple[list[Any], dict[int, Any]]
 
 NEXT_DUE_SQL = (
     f"SELECT next_attempt FROM recipients WHERE state = {QUEUED} ORDER BY next_attempt LIMIT 1"
@@ -38,6 +51,25 @@ _LIST_COLUMNS = (
     f"  WHERE r.message_id = m.id AND r.state = {QUEUED})"
     " FROM messages AS m"
 )
+
+
+def claim_candidates(conn: sqlite3.Connection, now: float, limit: int) -> ClaimCandidates:
+    """Up to ``limit`` queued recipients due by ``now``, earliest first, with their messages.
+
+    A range scan of the ``recipients_due`` index, whatever the queue size; in
+    one read transaction so the two queries agree. The rows are candidates:
+    :func:`mailwright.spool.writes.claim_rows` claims those still queued.
+    """
+    conn.execute("BEGIN")
+    try:
+        rows = conn.execute(CLAIM_SQL, (now, limit)).fetchall()
+        messages = {
+            message_id: conn.execute(MESSAGE_SQL, (message_id,)).fetchone()
+            for message_id in dict.fromkeys(row[1] for row in rows)
+        }
+    finally:
+        conn.execute("COMMIT")
+    return rows, messages
 
 
 def next_due(conn: sqlite3.Connection) -> float | None:
@@ -119,6 +151,13 @@ def get_message(conn: sqlite3.Connection, queue_id: str) -> MessageDetail:
 
     envelope = Envelope.from_json_dict(json.loads(envelope_json))
     return MessageDetail(queue_id, envelope, recipients, size, received_at, content)
+
+
+def count_queued(conn: sqlite3.Connection) -> int:
+    """Recipients waiting in the queue (a walk of the due index; for operators)."""
+    return int(
+        conn.execute(f"SELECT COUNT(*) FROM recipients WHERE state = {QUEUED}").fetchone()[0]
+    )
 
 
 def counts(conn: sqlite3.Connection) -> tuple[int, int, int]:

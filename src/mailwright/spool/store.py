@@ -61,6 +61,9 @@ _FREE_SPACE_CACHE = 0.25  # seconds a has_room() answer may be based on
 #: which the receiving processes sharing the spool contend for.
 NON_DURABLE_LINGER = 0.02
 
+#: Recipients made due per transaction by a flush of the whole queue.
+FLUSH_CHUNK = 5000
+
 
 class Spool:
     """The durable message store of one spool folder.
@@ -368,8 +371,15 @@ class Spool:
         """
         if limit < 1:
             raise ValueError(f"claim limit must be at least 1, got {limit}")
+        # Finding them reads index and table pages scattered over the file (tens of
+        # milliseconds for a thousand in a cold million-message spool): a reader thread
+        # does that; the writer, on the event loop, only marks the rows still queued.
+        candidates = await self._read(partial(reads.claim_candidates, now=now, limit=limit))
+        if not candidates[0]:
+            return []
         return await self._write(
-            partial(writes.claim_due, owner=self.owner, now=now, limit=limit), durable=False
+            partial(writes.claim_rows, owner=self.owner, now=now, candidates=candidates),
+            durable=False,
         )
 
     async def load_content(self, message: Claimed | int) -> bytes:
@@ -476,10 +486,21 @@ class Spool:
         """Make queued recipients (of one message, or all) due now; return how many are queued.
 
         Raises :class:`~mailwright.spool.MessageNotFoundError` for an unknown id.
+        A flush of the whole queue runs in transactions of :data:`FLUSH_CHUNK`
+        recipients, so that a million deferred messages never hold the event
+        loop (where the writer runs) for more than a moment at a time.
         """
-        return await self._write(
-            partial(writes.flush, now=self.clock(), queue_id=queue_id), wake=True
-        )
+        now = self.clock()
+        if queue_id is not None:
+            return await self._write(partial(writes.flush, now=now, queue_id=queue_id), wake=True)
+
+        queued = await self._read(reads.count_queued)
+        while True:
+            moved = await self._write(
+                partial(writes.flush_some, now=now, limit=FLUSH_CHUNK), wake=True
+            )
+            if moved < FLUSH_CHUNK:
+                return queued
 
     async def claim_message_for_bounce(self, queue_id: str) -> Claimed:
         """Claim every queued recipient of a message so the caller can bounce it now.

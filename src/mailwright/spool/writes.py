@@ -17,6 +17,7 @@ from typing import Any
 
 from mailwright.envelope import Envelope
 from mailwright.errors import SpoolError
+from mailwright.spool import reads
 from mailwright.spool.owners import find_dead
 from mailwright.spool.queue_id import QueueIdGenerator
 from mailwright.spool.records import (
@@ -27,13 +28,6 @@ from mailwright.spool.records import (
     Outcome,
 )
 from mailwright.spool.schema import ACTIVE, QUEUED
-
-CLAIM_SQL = (
-    "SELECT id, message_id, address, domain, attempts, first_attempt, notify, orcpt,"
-    " warned, last_reply"
-    f" FROM recipients WHERE state = {QUEUED} AND next_attempt <= ?"
-    " ORDER BY next_attempt LIMIT ?"
-)
 
 _INSERT_MESSAGE = (
     "INSERT INTO messages (queue_id, sender, envelope, size, received_at) VALUES (?, ?, ?, ?, ?)"
@@ -51,6 +45,10 @@ _DEFER = (
     f"UPDATE recipients SET state = {QUEUED}, claimed_by = NULL, next_attempt = ?,"
     " attempts = attempts + 1, first_attempt = COALESCE(first_attempt, ?),"
     " last_reply = ?, last_remote_host = ?, warned = MAX(warned, ?) WHERE id = ?"
+)
+_CLAIM_ONE = (
+    f"UPDATE recipients SET state = {ACTIVE}, claimed_by = ?"
+    f" WHERE id = ? AND state = {QUEUED} AND next_attempt <= ?"
 )
 _DELETE_IF_EMPTY = (
     "DELETE FROM messages WHERE id = ?"
@@ -171,17 +169,22 @@ def _claimed_recipient(row: Any) -> ClaimedRecipient:
 
 def _group(conn: sqlite3.Connection, rows: list[Any]) -> list[Claimed]:
     """Turn claimed recipient rows into one :class:`Claimed` per message, in row order."""
+    messages = {
+        message_id: conn.execute(reads.MESSAGE_SQL, (message_id,)).fetchone()
+        for message_id in dict.fromkeys(row[1] for row in rows)
+    }
+    return _group_known(rows, messages)
+
+
+def _group_known(rows: list[Any], messages: dict[int, Any]) -> list[Claimed]:
+    """Group recipient rows per message, with each message's row already at hand."""
     by_message: dict[int, list[ClaimedRecipient]] = {}
     for row in rows:
         by_message.setdefault(row[1], []).append(_claimed_recipient(row))
 
     claimed = []
     for message_id, recipients in by_message.items():
-        found = conn.execute(
-            "SELECT queue_id, envelope, size, received_at FROM messages WHERE id = ?",
-            (message_id,),
-        ).fetchone()
-        queue_id, envelope_json, size, received_at = found
+        queue_id, envelope_json, size, received_at = messages[message_id]
         envelope = Envelope.from_json_dict(json.loads(envelope_json))
         claimed.append(
             Claimed(queue_id, message_id, envelope, tuple(recipients), size, received_at)
@@ -189,21 +192,27 @@ def _group(conn: sqlite3.Connection, rows: list[Any]) -> list[Claimed]:
     return claimed
 
 
-def claim_due(conn: sqlite3.Connection, owner: str, now: float, limit: int) -> list[Claimed]:
-    """Mark up to ``limit`` queued recipients due by ``now`` active for ``owner``.
+def claim_rows(
+    conn: sqlite3.Connection,
+    owner: str,
+    now: float,
+    candidates: reads.ClaimCandidates,
+) -> list[Claimed]:
+    """Mark the candidate recipients active for ``owner``; those still queued and due.
 
-    Found through the ``recipients_due`` index in ``next_attempt`` order: a
-    range scan, whatever the size of the queue.
+    The candidates were found on a reader connection (the index scan that
+    reads scattered pages runs off the event loop); since then another
+    process may have claimed some, or an outcome moved them later. Each row
+    is claimed only if it is still queued and due, so nothing is claimed
+    twice or early.
     """
-    rows = conn.execute(CLAIM_SQL, (now, limit)).fetchall()
-    if not rows:
-        return []
-
-    conn.executemany(
-        f"UPDATE recipients SET state = {ACTIVE}, claimed_by = ? WHERE id = ?",
-        [(owner, row[0]) for row in rows],
-    )
-    return _group(conn, rows)
+    rows, messages = candidates
+    claimed_rows = []
+    for row in rows:
+        cursor = conn.execute(_CLAIM_ONE, (owner, row[0], now))
+        if cursor.rowcount == 1:
+            claimed_rows.append(row)
+    return _group_known(claimed_rows, messages)
 
 
 def claim_message(conn: sqlite3.Connection, owner: str, queue_id: str) -> Claimed:
@@ -280,21 +289,17 @@ def delete_message(conn: sqlite3.Connection, queue_id: str) -> bool:
     return cursor.rowcount > 0
 
 
-def flush(conn: sqlite3.Connection, now: float, queue_id: str | None) -> int:
-    """Make queued recipients (of one message, or all) due by ``now``; return how many.
+def flush(conn: sqlite3.Connection, now: float, queue_id: str) -> int:
+    """Make the queued recipients of one message due by ``now``; return how many.
 
-    The count is of every queued recipient concerned, also those already due;
-    only those due later are rewritten (already due ones keep their turn).
-    Raises :class:`MessageNotFoundError` for an unknown ``queue_id``.
+    The count is of every queued recipient of the message, also those already
+    due; only those due later are rewritten (already due ones keep their
+    turn). Raises :class:`MessageNotFoundError` for an unknown ``queue_id``.
     """
-    params: tuple[object, ...] = ()
-    if queue_id is None:
-        where = f"state = {QUEUED}"
-    else:
-        found = conn.execute("SELECT id FROM messages WHERE queue_id = ?", (queue_id,)).fetchone()
-        if found is None:
-            raise MessageNotFoundError(f"message {queue_id} is not in the spool")
-        where, params = f"message_id = ? AND state = {QUEUED}", (found[0],)
+    found = conn.execute("SELECT id FROM messages WHERE queue_id = ?", (queue_id,)).fetchone()
+    if found is None:
+        raise MessageNotFoundError(f"message {queue_id} is not in the spool")
+    where, params = f"message_id = ? AND state = {QUEUED}", (found[0],)
 
     row = conn.execute(f"SELECT COUNT(*) FROM recipients WHERE {where}", params).fetchone()
     count: int = row[0]
@@ -303,6 +308,21 @@ def flush(conn: sqlite3.Connection, now: float, queue_id: str | None) -> int:
         (now, *params, now),
     )
     return count
+
+
+def flush_some(conn: sqlite3.Connection, now: float, limit: int) -> int:
+    """Make up to ``limit`` queued recipients due later than ``now`` due now; return how many.
+
+    Those due latest go first; a range scan of the ``recipients_due`` index,
+    and each call leaves fewer behind, so repeated calls end.
+    """
+    cursor = conn.execute(
+        "UPDATE recipients SET next_attempt = ? WHERE id IN ("
+        f" SELECT id FROM recipients WHERE state = {QUEUED} AND next_attempt > ?"
+        " ORDER BY next_attempt DESC LIMIT ?)",
+        (now, now, limit),
+    )
+    return cursor.rowcount
 
 
 def release_owner(conn: sqlite3.Connection, owner: str | None) -> int:
