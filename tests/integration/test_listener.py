@@ -386,9 +386,12 @@ async def test_per_ip_connection_limit(
 
 
 async def test_command_timeout_closes_with_421(
-    start_listener: StartListener, raw_clients: Callable[..., Awaitable[RawClient]]
+    start_listener: StartListener,
+    raw_clients: Callable[..., Awaitable[RawClient]],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """A client silent past command_timeout gets 421 4.4.2 and is disconnected."""
+    """A client silent past command_timeout gets 421 4.4.2, is disconnected, and it is logged."""
+    caplog.set_level(logging.INFO, logger="mailwright.smtpd")
     listener = await start_listener(command_timeout=0.2)
     client = await raw_clients(listener.port)
     await client.reply()
@@ -398,6 +401,11 @@ async def test_command_timeout_closes_with_421(
 
     assert timeout_reply == b"421 4.4.2 Timeout, closing connection\r\n"
     assert await client.reply() == b""
+    for _ in range(100):  # the server logs the end after closing its side
+        if "smtpd.disconnect" in caplog.text:
+            break
+        await asyncio.sleep(0.01)
+    assert "reason=timeout" in caplog.text
 
 
 MALFORMED = [
@@ -530,7 +538,7 @@ async def test_stop_sends_421_to_idle_clients(
 async def test_statistics_and_logs_count_connections(
     start_listener: StartListener, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """statistics() counts connections; connect (DEBUG) and disconnect (INFO) are logged."""
+    """statistics() counts connections; connect and a plain disconnect are logged (DEBUG)."""
     caplog.set_level(logging.DEBUG, logger="mailwright.smtpd")
     listener = await start_listener()
 
@@ -546,6 +554,7 @@ async def test_statistics_and_logs_count_connections(
     assert stats.messages_accepted == 2
     assert caplog.text.count("smtpd.connect session=") == 2
     assert caplog.text.count("smtpd.disconnect session=") == 2
+    assert caplog.text.count("reason=quit messages=1 errors=0") == 2
 
 
 def test_listener_serves_starttls_and_auth_on_uvloop(certificate: tuple[Path, Path]) -> None:

@@ -35,6 +35,7 @@ class ConnectionInfo:
     tls_active: bool = False
     helo_name: str | None = None
     auth_user: str | None = None
+    messages: int = 0  # messages accepted on this connection so far
 
 
 class SessionHandler(Protocol):
