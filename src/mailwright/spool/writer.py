@@ -179,9 +179,10 @@ class GroupCommitWriter:
 
     ``conn`` must be configured by :func:`~mailwright.spool.schema.configure_writer`
     and is used only from ``loop``'s thread from :meth:`start` on.
-    ``wal_path`` is the database's ``-wal`` file, synced after durable
-    commits when ``fsync`` is true; ``database`` is opened once more by the
-    checkpoint thread.
+    ``database`` is the database file: its ``-wal`` file is synced after
+    durable commits when ``fsync`` is true, and the checkpoint thread opens
+    it once more. ``linger`` is how long claims and outcomes alone may wait
+    for a store to share their transaction.
     """
 
     def __init__(
