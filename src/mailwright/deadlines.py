@@ -63,6 +63,10 @@ class Deadline:
             sweeper.note_timeout(timeout)
         return self
 
+    def now(self) -> float:
+        """The loop's clock, which deadlines are measured on."""
+        return self._sweeper.time()
+
     def __enter__(self) -> None:
         return None
 

@@ -46,6 +46,7 @@ class Envelope:
     auth_user: str | None = None
     listener: str = ""  # role of the listener that accepted it
     received_at: float = 0.0
+    message_id: str | None = None  # the Message-ID header, for the event log
     metadata: dict[str, str] = field(default_factory=dict)
 
     def to_json_dict(self) -> dict[str, Any]:
@@ -67,6 +68,7 @@ class Envelope:
             "auth_user": self.auth_user,
             "listener": self.listener,
             "received_at": self.received_at,
+            "message_id": self.message_id,
             "metadata": dict(self.metadata),
         }
 

@@ -28,6 +28,7 @@ from typing import Any
 from mailwright.bounce import DEFAULT_RETURN_LIMIT, RecipientReport, build_dsn
 from mailwright.config import Config
 from mailwright.control import NoSuchMessage
+from mailwright.delivery.outcomes import dsn_received_fields
 from mailwright.envelope import Recipient
 from mailwright.events import EventLog
 from mailwright.smtp.replies import RETURNED_BY_ADMIN
@@ -116,12 +117,20 @@ class SpoolQueueAdmin:
         return {"deleted": queue_id}
 
     async def bounce(self, queue_id: str) -> dict[str, Any]:
+        """Return the message's queued recipients to the sender with one DSN.
+
+        Recipients being delivered at this moment are left alone and counted
+        as ``in_delivery``: their attempt decides their fate.
+        """
         try:
+            busy = sum(
+                r.state == "active" for r in (await self.spool.get_message(queue_id)).recipients
+            )
             claimed = await self.spool.claim_message_for_bounce(queue_id)
         except MessageNotFoundError:
             raise NoSuchMessage(queue_id) from None
         if not claimed.recipients:
-            return {"bounced": 0, "dsn": None}
+            return {"bounced": 0, "dsn": None, "in_delivery": busy}
 
         content = await self.spool.load_content(claimed)
         now = dt.datetime.fromtimestamp(self.clock(), dt.UTC)
@@ -145,6 +154,9 @@ class SpoolQueueAdmin:
 
         outcomes = [Failed(item.rcpt_id, RETURNED_BY_ADMIN.text) for item in claimed.recipients]
         dsn_ids = await self.spool.record(outcomes, [dsn] if dsn is not None else [])
+        if self.events is not None and dsn is not None:
+            fields = dsn_received_fields(dsn_ids[0], dsn[0], dsn[1], queue_id)
+            self.events.emit("received", **fields)
         if self.events is not None:
             for item in claimed.recipients:
                 self.events.emit(
@@ -154,7 +166,11 @@ class SpoolQueueAdmin:
                     reply=RETURNED_BY_ADMIN,
                     dsn_queue_id=dsn_ids[0] if dsn_ids else None,
                 )
-        return {"bounced": len(claimed.recipients), "dsn": dsn_ids[0] if dsn_ids else None}
+        return {
+            "bounced": len(claimed.recipients),
+            "dsn": dsn_ids[0] if dsn_ids else None,
+            "in_delivery": busy,
+        }
 
 
 class EmptyQueueAdmin:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import socket
 import stat
 import subprocess
 import sys
@@ -143,6 +144,46 @@ class TestConfigCheck:
         assert "mx.example.test" in result.stdout
 
 
+class TestServeStartFailures:
+    def test_a_taken_port_names_the_listener_line_and_exits_1(
+        self, run_cli: RunCli, tmp_path: Path
+    ) -> None:
+        """serve on a port another program holds stops at once, naming listener[0].address."""
+        holder = socket.socket()
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        path = tmp_path / "mailwright.toml"
+        path.write_text(CONFIG.format(port=port))
+
+        try:
+            result = run_cli("serve", "--config", str(path))
+        finally:
+            holder.close()
+
+        assert result.returncode == 1, result.stderr
+        assert "Traceback" not in result.stderr
+        last = result.stderr.strip().splitlines()[-1]
+        assert last.startswith(f"mailwright: {path}:9: listener[0].address: cannot listen on")
+        assert "in use" in last
+
+    def test_an_unusable_event_log_names_its_key(self, run_cli: RunCli, tmp_path: Path) -> None:
+        """An events_log that cannot be created is reported as server.events_log, no traceback."""
+        (tmp_path / "blocker").write_text("a file where a folder should be")
+        path = tmp_path / "mailwright.toml"
+        text = CONFIG.format(port=free_port()).replace(
+            "fsync = false\n", 'fsync = false\nevents_log = "blocker/events.jsonl"\n'
+        )
+        path.write_text(text)
+
+        result = run_cli("serve", "--config", str(path))
+
+        assert result.returncode == 1, result.stderr
+        assert "Traceback" not in result.stderr
+        last = result.stderr.strip().splitlines()[-1]
+        assert last.startswith(f"mailwright: {path}:6: server.events_log: cannot open")
+
+
 class TestUsers:
     def test_add_list_delete(self, run_cli: RunCli, config_file: Path, tmp_path: Path) -> None:
         """user add with --password-stdin, then list and delete, through the users file."""
@@ -274,6 +315,28 @@ class TestQueueOffline:
         assert [(m["queue_id"], m["sender"]) for m in left] == [(bounced["dsn"], "")]
         dsn = _json(run_cli("queue", "show", bounced["dsn"], "--json"))
         assert [r["address"] for r in dsn["recipients"]] == ["sender@origin.test"]
+
+    async def test_bouncing_a_message_being_delivered_says_so_and_exits_1(
+        self, config_file: Path
+    ) -> None:
+        """While another process delivers every recipient, bounce returns none and says why."""
+        [_, second] = await _fill_spool(config_file)
+        config = load_config(config_file)
+        async with Spool(config.server.spool, fsync=False, min_free_bytes=0) as delivering:
+            await delivering.claim_due(2e9, 10)  # a live owner holds every recipient now
+
+            result = await asyncio.to_thread(
+                subprocess.run,
+                [str(MAILWRIGHT_SCRIPT), "queue", "bounce", second, "--json"],
+                capture_output=True,
+                text=True,
+                cwd=config_file.parent,
+                check=False,
+            )
+
+        assert result.returncode == 1, result.stderr
+        assert json.loads(result.stdout) == {"bounced": 0, "dsn": None, "in_delivery": 1}
+        assert "being delivered right now" in result.stderr
 
     def test_unknown_queue_id_exits_1(self, run_cli: RunCli, config_file: Path) -> None:
         """Acting on an id that is not queued fails with exit 1 and names the id."""

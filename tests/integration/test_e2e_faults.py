@@ -103,8 +103,27 @@ def test_mx_lookup_picks_the_most_preferred_exchanger(tmp_path: Path, dns: DnsSe
 
     assert got.recipients == ("b@example.test",)
     assert dns.queries_for("example.test", "MX")
+    [received] = [e for e in _events(process) if e["event"] == "received"]
     [delivered] = [e for e in _events(process) if e["event"] == "delivered"]
-    assert "127.0.0.1" in str(delivered["remote_host"])
+    assert delivered["remote_host"] == f"mx1.example.test[127.0.0.1]:{sink.port}"
+    assert delivered["queue"] == "mx:example.test"
+    assert delivered["queue_id"] == received["queue_id"]
+    assert delivered["message_id"] == received["message_id"] == "<mx1@sender.test>"
+
+
+def test_an_unreachable_exchanger_is_named_in_the_deferral(tmp_path: Path, dns: DnsServer) -> None:
+    """When no exchanger answers, the deferred event names the last host tried."""
+    inbound = free_port()
+    nobody = free_port()
+    process = MailwrightProcess(tmp_path, _config(inbound, dns.nameserver, nobody))
+    with running(process, ("127.0.0.1", inbound)):
+        _send(inbound, "b@example.test", "unreachable")
+        _wait(lambda: any(e["event"] == "deferred" for e in _events(process)))
+
+    deferred = next(e for e in _events(process) if e["event"] == "deferred")
+    assert deferred["remote_host"] == f"mx2.example.test[127.0.0.2]:{nobody}"
+    assert deferred["reply"]["status"] == "4.4.1"  # type: ignore[index]
+    assert deferred["queue"] == "mx:example.test"
 
 
 def test_null_mx_bounces_at_once(tmp_path: Path, dns: DnsServer) -> None:

@@ -8,6 +8,7 @@ tests read back. Nothing in between is faked.
 from __future__ import annotations
 
 import email
+import json
 import smtplib
 from collections.abc import Iterator
 from pathlib import Path
@@ -177,6 +178,18 @@ def test_permanent_failure_bounces_to_the_sender(tmp_path: Path) -> None:
     assert "Final-Recipient: rfc822; b@example.test" in text
     assert "Action: failed" in text
     assert "Status: 5." in text
+    assert "Remote-MTA: dns; 127.0.0.1" in text
+    events = _events(process)
+    [original] = [e for e in events if e["event"] == "received" and "source" not in e]
+    [notice] = [e for e in events if e.get("source") == "dsn"]
+    assert notice["original_queue_id"] == original["queue_id"]
+    assert notice["recipients"] == ["a@sender.test"]
+    assert notice["message_id"] == dsn["Message-ID"]
+
+
+def _events(process: MailwrightProcess) -> list[dict[str, object]]:
+    path = process.directory / "var" / "log" / "events.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line]
 
 
 def _wait_for_maildir(
@@ -223,3 +236,18 @@ def test_every_process_layout_delivers_each_message_once(
 
     recipients = sorted(m.recipients[0] for m in got)
     assert recipients == sorted(f"r{n}@example.test" for n in range(40))
+
+
+def test_mail_to_the_bare_postmaster_lands_in_the_local_store(
+    server: tuple[MailwrightProcess, int, int], tmp_path: Path
+) -> None:
+    """RCPT TO:<postmaster> (RFC 5321 §4.5.1) is accepted and delivered to a local Maildir."""
+    _, inbound, _ = server
+
+    with smtplib.SMTP("127.0.0.1", inbound) as client:
+        refused = client.sendmail("a@sender.test", ["postmaster"], _message("pm1"))
+    [got] = _wait_for_maildir(tmp_path / "var" / "mail" / "mx.mailwright.test" / "postmaster")
+
+    assert refused == {}
+    assert got["Subject"] == "pm1"
+    assert got["Delivered-To"] == "postmaster@mx.mailwright.test"

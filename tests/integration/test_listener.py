@@ -364,7 +364,7 @@ async def test_total_connection_limit(
 
     second = await raw_clients(listener.port)
 
-    assert await second.reply() == b"421 Too many connections, try again later\r\n"
+    assert await second.reply() == b"421 4.7.0 Too many connections, try again later\r\n"
     assert await second.reply() == b""
     assert (await first.command(b"NOOP\r\n")).startswith(b"250")
     assert listener.statistics().connections_refused == 1
@@ -381,7 +381,7 @@ async def test_per_ip_connection_limit(
     same_ip = await raw_clients(listener.port, "127.0.0.1")
     other_ip = await raw_clients(listener.port, "127.0.0.2")
 
-    assert (await same_ip.reply()).startswith(b"421 ")
+    assert (await same_ip.reply()).startswith(b"421 4.7.0 ")
     assert (await other_ip.reply()).startswith(b"220 ")
 
 
@@ -408,6 +408,71 @@ async def test_command_timeout_closes_with_421(
     assert "reason=timeout" in caplog.text
 
 
+async def test_a_client_trickling_a_command_is_cut_off_at_the_command_timeout(
+    start_listener: StartListener, raw_clients: Callable[..., Awaitable[RawClient]]
+) -> None:
+    """One byte every 0.1 s never completes a command: 421 once command_timeout is up."""
+    listener = await start_listener(command_timeout=0.5)
+    client = await raw_clients(listener.port)
+    await client.reply()
+    loop = asyncio.get_running_loop()
+
+    async def trickle() -> None:
+        with contextlib.suppress(ConnectionError):
+            for byte in b"NOOP " + b"x" * 100:
+                await client.send(bytes([byte]))
+                await asyncio.sleep(0.1)
+
+    started = loop.time()
+    sender = asyncio.create_task(trickle())
+    answer = await client.reply()
+    elapsed = loop.time() - started
+    sender.cancel()
+
+    assert answer == b"421 Timeout, closing connection\r\n"  # no EHLO: no enhanced code
+    assert 0.5 <= elapsed < 2.0
+
+
+async def test_a_client_going_silent_in_data_gets_the_data_timeout(
+    start_listener: StartListener, raw_clients: Callable[..., Awaitable[RawClient]]
+) -> None:
+    """Content that stops arriving ends with 421 4.4.2 after data_timeout; nothing is stored."""
+    handler = MemoryHandler()
+    listener = await start_listener(handler, command_timeout=30, data_timeout=0.3)
+    client = await raw_clients(listener.port)
+    await client.reply()
+    await client.command(b"EHLO c.example\r\n")
+    await client.command(b"MAIL FROM:<a@sender.example>\r\n")
+    await client.command(b"RCPT TO:<r@example.test>\r\n")
+    assert (await client.command(b"DATA\r\n")).startswith(b"354")
+
+    await client.send(b"Subject: half a message\r\n")
+    answer = await client.reply()
+
+    assert answer == b"421 4.4.2 Timeout, closing connection\r\n"
+    assert await client.reply() == b""
+    assert handler.messages == []
+
+
+async def test_too_many_errors_close_the_session_and_others_go_on(
+    start_listener: StartListener, raw_clients: Callable[..., Awaitable[RawClient]]
+) -> None:
+    """After max_errors bad commands the next one gets 421 4.7.0 and the socket closes."""
+    listener = await start_listener(settings=SessionSettings("mx.test", max_errors=3))
+    noisy = await raw_clients(listener.port)
+    quiet = await raw_clients(listener.port)
+    await noisy.reply()
+    await quiet.reply()
+    await noisy.command(b"EHLO noisy.example\r\n")
+
+    answers = [await noisy.command(b"BOGUS\r\n") for _ in range(4)]
+
+    assert [a[:9] for a in answers[:3]] == [b"500 5.5.2"] * 3
+    assert answers[3].startswith(b"421 4.7.0")
+    assert await noisy.reply() == b""
+    assert (await quiet.command(b"NOOP\r\n")).startswith(b"250")
+
+
 MALFORMED = [
     (b"FOO BAR\r\n", b"500 5.5.2"),
     (b"MAIL FROM:<not an address>\r\n", b"501 5.1.7"),
@@ -422,6 +487,14 @@ MALFORMED = [
     ("RCPT TO:<jörg@example.test>\r\n".encode(), b"553 5.6.7"),
     (b"DATA\r\n", b"554 5.5.1"),
     (b"BDAT nonsense\r\n", b"501 5.5.4"),
+    ("BDAT ²\r\n".encode(), b"501 5.5.4"),
+    (b"BDAT 99999999999999999999\r\n", b"501 5.5.4"),
+    (b"BDAT 3 LAST extra\r\n", b"501 5.5.4"),
+    (b"MAIL FROM:<a@b.example>\r\n", b"503 5.5.1"),
+    (b"RSET\r\n", b"250 2.0.0"),
+    (b"MAIL FROM:<a@b.example> SIZE=99999999999\r\n", b"552 5.3.4"),
+    (b"MAIL FROM:<a@b.example> SIZE=\xb2\r\n", b"500 5.5.2"),
+    ("MAIL FROM:<a@b.example> SIZE=²\r\n".encode(), b"501 5.5.4"),
     (b"VRFY root\r\n", b"252 2.5.0"),
     (b"EXPN staff\r\n", b"502 5.5.1"),
 ]
@@ -452,6 +525,30 @@ async def test_malformed_input_corpus_while_another_client_is_served(
     for (line, expected), answer in zip(MALFORMED, answers, strict=True):
         assert answer.startswith(expected), (line[:40], answer)
     assert len(handler.messages) == 5
+
+
+async def test_bad_content_is_refused_after_its_end_and_nul_passes_intact(
+    start_listener: StartListener, raw_clients: Callable[..., Awaitable[RawClient]]
+) -> None:
+    """An overlong DATA line fails the message with 500 5.5.2; a NUL octet is kept as sent."""
+    handler = MemoryHandler()
+    listener = await start_listener(handler, settings=SessionSettings("mx.test"))
+    client = await raw_clients(listener.port)
+    await client.reply()
+    await client.command(b"EHLO c.example\r\n")
+    envelope = b"MAIL FROM:<a@sender.example>\r\nRCPT TO:<r@example.test>\r\nDATA\r\n"
+
+    await client.send(envelope)
+    [await client.reply() for _ in range(3)]
+    long_line = await client.command(b"Subject: x\r\n\r\n" + b"y" * 9000 + b"\r\n.\r\n")
+    await client.send(envelope)
+    [await client.reply() for _ in range(3)]
+    with_nul = await client.command(b"Subject: x\r\n\r\nnul\x00byte\r\n.\r\n")
+
+    assert long_line.startswith(b"500 5.5.2")
+    assert with_nul.startswith(b"250")
+    [(_, message)] = handler.messages
+    assert message.content.endswith(b"nul\x00byte\r\n")
 
 
 async def test_slow_client_delivers_byte_by_byte(

@@ -107,12 +107,26 @@ async def test_inbound_refuses_other_domains_with_550_571(tmp_path: Path, spool:
 
     ours = await handler.on_rcpt(connection(), RcptTo("bob@EXAMPLE.test"))
     theirs = await handler.on_rcpt(connection(), RcptTo("bob@elsewhere.example"))
-    bare = await handler.on_rcpt(connection(), RcptTo("postmaster"))
+    bare = await handler.on_rcpt(connection(), RcptTo("root"))
 
     assert ours is None
     assert theirs is replies.RELAY_DENIED
     assert (theirs.code, theirs.status) == (550, "5.7.1")
     assert bare is replies.RELAY_DENIED
+
+
+async def test_the_bare_postmaster_is_accepted_and_given_our_name(
+    tmp_path: Path, spool: Spool
+) -> None:
+    """RCPT TO:<Postmaster> is accepted from anyone and stored as postmaster@ our host."""
+    handler = make_handler(tmp_path, spool)
+
+    accepted = await handler.on_rcpt(connection(), RcptTo("Postmaster"))
+    reply = await handler.on_message(connection(), message("Postmaster"))
+
+    assert accepted is None
+    detail = await spool.get_message(reply.text.rsplit(" ", 1)[1])
+    assert [r.address for r in detail.recipients] == ["postmaster@mx.example.test"]
 
 
 async def test_authenticated_clients_may_relay_anywhere(tmp_path: Path, spool: Spool) -> None:

@@ -144,6 +144,8 @@ max_message_size = "10M"
 max_recipients = 200
 max_errors = 5
 bare_line_endings = "normalize"
+max_command_line = "4K"
+max_data_line = 2000
 
 [[listener]]
 role = "inbound"
@@ -215,6 +217,7 @@ class TestEveryKey:
         assert inbound.max_recipients == 200
         assert inbound.max_errors == 5
         assert inbound.bare_line_endings == "normalize"
+        assert (inbound.max_command_line, inbound.max_data_line) == (4096, 2000)
         assert submission.max_connections == 500
         assert submission.max_message_size == 2**20
         assert submission.command_timeout == 30.0
@@ -357,7 +360,7 @@ class TestLocator:
 
         assert line_of(locations, ("listener", 1, "tls_key")) == 9
         assert line_of(locations, ("nothing",)) is None
-        assert key_at_line(locations, 12) == ("domains",)
+        assert key_at_line(SAMPLE, 12) == ("domains",)
 
     def test_garbage_never_raises(self) -> None:
         """The scanner skips what it does not understand instead of failing."""
@@ -376,6 +379,13 @@ class TestErrors:
         assert str(error).startswith(f"{tmp_path}/mailwright.toml:11: listener[1].address: ")
         assert "no port" in str(error)
         assert (error.line, error.key) == (11, "listener[1].address")
+
+    def test_line_limit_below_the_rfc_minimum(self, tmp_path: Path) -> None:
+        """A command line limit under RFC 5321's 512 octets is refused on its line."""
+        error = error_of(tmp_path, SAMPLE + "\n[limits]\nmax_command_line = 100\n")
+
+        assert (error.line, error.key) == (18, "limits.max_command_line")
+        assert "at least 512" in error.detail
 
     def test_unknown_section(self, tmp_path: Path) -> None:
         """An unknown top-level table is an error on its header line."""
@@ -484,11 +494,26 @@ class TestErrors:
         assert "'a.test' is listed twice" in error.detail
 
     def test_delay_warning_after_lifetime(self, tmp_path: Path) -> None:
-        """A delay warning that would come after the bounce is refused."""
+        """A short lifetime under the default delay warning is blamed on the lifetime line."""
         error = error_of(tmp_path, SAMPLE + '[queue]\nlifetime = "1h"\n')
 
-        assert (error.line, error.key) == (16, "queue.delay_warning")
+        assert (error.line, error.key) == (17, "queue.lifetime")
         assert error.detail.startswith("the delay warning")
+
+    def test_delay_warning_after_lifetime_both_written(self, tmp_path: Path) -> None:
+        """With both keys in the file, the delay warning is the one at fault."""
+        text = SAMPLE + '[queue]\nlifetime = "1h"\ndelay_warning = "2h"\n'
+
+        error = error_of(tmp_path, text)
+
+        assert (error.line, error.key) == (18, "queue.delay_warning")
+
+    def test_table_declared_twice_is_reported_at_its_second_header(self, tmp_path: Path) -> None:
+        """A repeated [domains] is a syntax error placed on the repeat, naming the table."""
+        error = error_of(tmp_path, SAMPLE + '\n[domains]\nlocal = ["b.test"]\n')
+
+        assert (error.line, error.key) == (17, "domains")
+        assert "twice" in error.detail
 
     def test_syntax_error_keeps_tomllib_line(self, tmp_path: Path) -> None:
         """A TOML syntax error reports tomllib's line and the key on it."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import email
 import random
 
-from mailwright.delivery.outcomes import OutcomePolicy, Settled, settle
+from mailwright.delivery.outcomes import OutcomePolicy, Settled, needs_content, settle
 from mailwright.envelope import Envelope, Recipient
 from mailwright.queue.retry import RetrySchedule
 from mailwright.smtp.replies import Reply
@@ -109,3 +109,33 @@ def test_failures_of_a_bounce_are_never_bounced() -> None:
 
     assert isinstance(settled.outcomes[0], Failed)
     assert settled.bounces == []
+
+
+def test_recipients_deferred_together_retry_together() -> None:
+    """Two recipients of one message refused alike get one next attempt, not two."""
+    claimed = _claimed(_rcpt(1), _rcpt(2))
+    later = Reply(451, "4.3.0", "later")
+
+    settled = _settle(claimed, [later, later], now=ARRIVAL + 10)
+
+    first, second = settled.outcomes
+    assert isinstance(first, Deferred)
+    assert isinstance(second, Deferred)
+    assert first.next_attempt == second.next_attempt
+
+
+def test_content_is_needed_only_when_a_dsn_will_quote_it() -> None:
+    """A bounce, an expiry and a delay warning quote the message; a plain deferral does not."""
+    fresh = _claimed(_rcpt(1))
+    later = Reply(451, "4.4.1", "no answer")
+
+    def needs(reply: Reply, after: float) -> bool:
+        return needs_content(fresh, fresh.recipients, reply, policy=POLICY, now=ARRIVAL + after)
+
+    plain = needs(later, 60)
+    permanent = needs(Reply(550, "5.1.1", "no"), 60)
+    expiring = needs(later, 6e5)
+    warning = needs(later, 5 * 3600)
+    delivered = needs(Reply(250, None), 0)
+
+    assert (plain, permanent, expiring, warning, delivered) == (False, True, True, True, False)

@@ -90,3 +90,11 @@ def test_non_positive_time_limits_are_refused(timeout: float, lifetime: float) -
     """A zero or negative timeout or lifetime is a configuration error."""
     with pytest.raises(ConfigError, match="must be positive"):
         make_resolver(["127.0.0.1"], timeout=timeout, lifetime=lifetime)
+
+
+def test_a_long_query_timeout_lengthens_the_whole_lookup() -> None:
+    """A timeout above the 10 s floor still takes effect: the lookup may last twice it."""
+    resolver = make_resolver(["127.0.0.1"], timeout=30.0)
+
+    assert (resolver.timeout, resolver.lifetime) == (30.0, 60.0)
+    assert make_resolver(["127.0.0.1"], timeout=2.0).lifetime == 10.0

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from mailwright.envelope import Recipient
 from mailwright.smtp.client import (
+    BINARYMIME_UNSUPPORTED,
     NEED_DATA,
     ClientSession,
     Closed,
@@ -545,6 +546,205 @@ class TestParameters:
         wire = session.data_to_send()
         assert b"victim" not in wire
         assert wire.count(b"RCPT TO:") == 1
+
+
+# --- CHUNKING (RFC 3030) -------------------------------------------------------------
+
+CHUNKING = ("PIPELINING", "SIZE 1000000", "8BITMIME", "CHUNKING", "BINARYMIME")
+
+
+class TestChunking:
+    def test_pipelined_bdat_transaction_goes_out_in_one_write(self) -> None:
+        """MAIL, every RCPT, BDAT LAST and the unstuffed chunk are one write (RFC 3030 §4.2)."""
+        session = ready_session(("PIPELINING", "CHUNKING"))
+        content = b".dot\r\nbody\r\n"
+
+        session.send_message("s@example.com", RCPTS, content)
+        group = session.data_to_send()
+        result = done(events_after(session, b"250 ok\r\n250 ok\r\n250 ok\r\n250 2.0.0 queued\r\n"))
+
+        assert group == (
+            b"MAIL FROM:<s@example.com>\r\nRCPT TO:<a@example.org>\r\n"
+            b"RCPT TO:<b@example.org>\r\nBDAT 12 LAST\r\n.dot\r\nbody\r\n"
+        )
+        queued = Reply(250, "2.0.0", "queued")
+        assert result.final_replies == [queued, queued]
+        assert result.data_reply == queued
+        assert session.data_to_send() == b""
+        assert session.is_ready
+
+    def test_unpipelined_bdat_follows_the_last_rcpt_reply(self) -> None:
+        """Without PIPELINING, BDAT and its chunk are written once the last RCPT is answered."""
+        session = ready_session(("SIZE", "CHUNKING"))
+        writes, stages = [], []
+
+        session.send_message("s@example.com", RCPTS, b"x\r\n")
+        for answer in (b"250 ok\r\n", b"250 ok\r\n", b"250 ok\r\n"):
+            writes.append(session.data_to_send())
+            stages.append(session.awaiting)
+            events_after(session, answer)
+        writes.append(session.data_to_send())
+        stages.append(session.awaiting)
+        result = done(events_after(session, b"250 done\r\n"))
+
+        assert writes == [
+            b"MAIL FROM:<s@example.com> SIZE=3\r\n",
+            b"RCPT TO:<a@example.org>\r\n",
+            b"RCPT TO:<b@example.org>\r\n",
+            b"BDAT 3 LAST\r\nx\r\n",
+        ]
+        assert stages == [Stage.MAIL, Stage.RCPT, Stage.RCPT, Stage.BDAT]
+        assert result.final_replies == [Reply(250, None, "done")] * 2
+        assert session.is_ready
+
+    def test_text_content_is_sent_as_crlf_lines(self) -> None:
+        """Bare LF in text content becomes CRLF and the chunk size counts the result."""
+        session = ready_session(("PIPELINING", "CHUNKING"))
+
+        session.send_message("s@example.com", RCPTS[:1], b"a\nb")
+
+        assert session.data_to_send().endswith(b"\r\nBDAT 6 LAST\r\na\r\nb\r\n")
+
+    def test_pipelined_chunk_with_every_rcpt_refused_is_settled_by_the_rcpt_replies(
+        self,
+    ) -> None:
+        """The chunk already sent is answered with an error; each recipient keeps its refusal."""
+        session = ready_session(("PIPELINING", "CHUNKING"))
+        session.send_message("s@example.com", RCPTS, b"secret\r\n")
+        group = session.data_to_send()
+
+        result = done(
+            events_after(
+                session, b"250 ok\r\n550 5.1.1 no\r\n551 5.1.1 no\r\n554 5.5.1 no recipients\r\n"
+            )
+        )
+        after = session.data_to_send()
+        session.send_message("s@example.com", RCPTS[:1], b"x\r\n")
+
+        assert group.endswith(b"BDAT 8 LAST\r\nsecret\r\n")
+        assert result.final_replies == [Reply(550, "5.1.1", "no"), Reply(551, "5.1.1", "no")]
+        assert result.data_reply == Reply(554, "5.5.1", "no recipients")
+        assert after == b""
+        assert session.data_to_send().startswith(b"RSET\r\nMAIL FROM:")
+
+    def test_every_rcpt_refused_without_pipelining_sends_no_bdat(self) -> None:
+        """Without PIPELINING no chunk follows refused RCPTs; the next message opens with RSET."""
+        session = ready_session(("CHUNKING",))
+        session.send_message("s@example.com", RCPTS, b"x\r\n")
+        session.data_to_send()
+
+        events_after(session, b"250 ok\r\n")
+        session.data_to_send()
+        events_after(session, b"550 5.1.1 unknown\r\n")
+        session.data_to_send()
+        result = done(events_after(session, b"550 5.1.1 unknown\r\n"))
+        after = session.data_to_send()
+        session.send_message("s@example.com", RCPTS[:1], b"x\r\n")
+
+        assert after == b""
+        assert result.final_replies == [Reply(550, "5.1.1", "unknown")] * 2
+        assert result.data_reply is None
+        assert session.data_to_send() == b"RSET\r\n"
+
+    def test_refused_chunk_settles_the_accepted_and_puts_rset_in_the_next_group(self) -> None:
+        """A 552 to BDAT LAST is every accepted recipient's outcome; RSET leads the next write."""
+        session = ready_session(("PIPELINING", "CHUNKING"))
+        session.send_message("s@example.com", RCPTS, b"x\r\n")
+        session.data_to_send()
+
+        result = done(
+            events_after(session, b"250 ok\r\n250 ok\r\n450 4.2.1 later\r\n552 5.3.4 big\r\n")
+        )
+        session.send_message("s@example.com", RCPTS[:1], b"y\r\n")
+
+        assert result.final_replies == [Reply(552, "5.3.4", "big"), Reply(450, "4.2.1", "later")]
+        assert session.data_to_send() == (
+            b"RSET\r\nMAIL FROM:<s@example.com>\r\nRCPT TO:<a@example.org>\r\nBDAT 3 LAST\r\ny\r\n"
+        )
+
+    def test_binary_content_goes_octet_for_octet_with_body_and_size(self) -> None:
+        """BODY=BINARYMIME and SIZE= are declared and NUL, bare CR and LF go as they are."""
+        session = ready_session(CHUNKING)
+        content = b"\x00a\nb\rc"
+
+        session.send_message("s@example.com", RCPTS[:1], content, binary=True)
+
+        assert session.data_to_send() == (
+            b"MAIL FROM:<s@example.com> SIZE=6 BODY=BINARYMIME\r\n"
+            b"RCPT TO:<a@example.org>\r\nBDAT 6 LAST\r\n\x00a\nb\rc"
+        )
+
+    def test_size_is_declared_with_bdat_for_text_content(self) -> None:
+        """SIZE= and BODY=8BITMIME are sent as with DATA when the content goes by BDAT."""
+        session = ready_session(CHUNKING)
+        content = "Subject: café\r\n\r\n".encode()
+
+        session.send_message("s@example.com", RCPTS[:1], content)
+
+        first = session.data_to_send().split(b"\r\n")[0]
+        assert first == b"MAIL FROM:<s@example.com> SIZE=%d BODY=8BITMIME" % len(content)
+
+    @pytest.mark.parametrize(
+        "extensions",
+        [("PIPELINING", "8BITMIME"), ("PIPELINING", "CHUNKING"), ("PIPELINING", "BINARYMIME")],
+        ids=["neither", "no-binarymime", "no-chunking"],
+    )
+    def test_binary_content_without_binarymime_fails_without_sending(
+        self, extensions: tuple[str, ...]
+    ) -> None:
+        """Without both CHUNKING and BINARYMIME, binary content is settled locally (5.6.3)."""
+        session = ready_session(extensions)
+
+        session.send_message("s@example.com", RCPTS, b"\x00binary", binary=True)
+
+        assert session.data_to_send() == b""
+        result = done(drain(session))
+        assert result.final_replies == [BINARYMIME_UNSUPPORTED] * 2
+        assert (BINARYMIME_UNSUPPORTED.code, BINARYMIME_UNSUPPORTED.status) == (554, "5.6.3")
+        assert session.is_ready
+
+    def test_lmtp_gives_one_bdat_reply_per_accepted_recipient(self) -> None:
+        """After BDAT LAST an LMTP server answers once per accepted recipient (RFC 2033 §4.2)."""
+        session = ready_session(("PIPELINING", "CHUNKING"), lmtp=True)
+        three = [*RCPTS, Recipient("c@example.org")]
+        session.send_message("s@example.com", three, b"x\r\n")
+        group = session.data_to_send()
+
+        rcpts = events_after(session, b"250 ok\r\n250 ok\r\n550 5.1.1 no\r\n250 ok\r\n")
+        first = events_after(session, b"250 2.0.0 a delivered\r\n")
+        stage = session.awaiting
+        result = done(events_after(session, b"452 4.2.2 c over quota\r\n"))
+
+        assert group.endswith(b"RCPT TO:<c@example.org>\r\nBDAT 3 LAST\r\nx\r\n")
+        assert (rcpts, first, stage) == ([], [], Stage.BDAT)
+        assert result.final_replies == [
+            Reply(250, "2.0.0", "a delivered"),
+            Reply(550, "5.1.1", "no"),
+            Reply(452, "4.2.2", "c over quota"),
+        ]
+        assert session.data_to_send() == b""
+        assert session.is_ready
+
+    def test_lmtp_chunk_with_every_rcpt_refused_gets_one_reply(self) -> None:
+        """With no accepted recipient the LMTP server answers the pipelined chunk only once."""
+        session = ready_session(("PIPELINING", "CHUNKING"), lmtp=True)
+        session.send_message("s@example.com", RCPTS, b"x\r\n")
+        session.data_to_send()
+
+        events = events_after(session, b"250 ok\r\n550 no\r\n550 no\r\n503 5.5.1 no rcpt\r\n")
+
+        assert done(events).final_replies == [Reply(550, None, "no")] * 2
+        assert session.is_ready
+
+    def test_intermediate_reply_to_bdat_is_a_protocol_error(self) -> None:
+        """BDAT has no 354 stage: a 3xx reply to it breaks the session."""
+        session = ready_session(("PIPELINING", "CHUNKING"))
+        session.send_message("s@example.com", RCPTS[:1], b"x\r\n")
+
+        events = events_after(session, b"250 ok\r\n250 ok\r\n354 go ahead\r\n")
+
+        assert [type(event) for event in events] == [ProtocolError]
+        assert session.is_closed
 
 
 # --- LMTP ------------------------------------------------------------------------

@@ -204,7 +204,7 @@ class TestCommandErrors:
             (b"\r\n", "500 5.5.2"),
             (b"RCPT TO:<a@b.example>\r\n", "503 5.5.1"),
             (b"DATA\r\n", "503 5.5.1"),
-            (b"MAIL FROM:a@b.example\r\n", "501 5.1.3"),
+            (b"MAIL FROM:a@b.example\r\n", "501 5.1.7"),
             (b"MAIL FROM:<bad address>\r\n", "501 5.1.7"),
             (b"MAIL FROM:<a@b.example> BOGUS=1\r\n", "555 5.5.4"),
             (b"MAIL TO:<a@b.example>\r\n", "501 5.5.4"),
@@ -768,6 +768,17 @@ class TestAuth:
 
         assert codes(client.send(b"AUTH PLAIN\r\n")) == ["502 5.5.1"]
 
+    def test_auth_after_helo_is_not_implemented(self) -> None:
+        """AUTH is an ESMTP extension: after plain HELO it gets 502 and no AuthAttempt."""
+        client = Client(auth_allowed=True)
+        client.send(b"HELO client.example\r\n")
+
+        out = client.send(f"AUTH PLAIN {plain('u', 'p')}\r\n".encode())
+
+        assert out.startswith(b"502 ")
+        assert client.of_type(AuthAttempt) == []
+        assert client.session.auth_user is None
+
     def test_password_is_not_in_the_event_repr(self) -> None:
         """AuthAttempt's repr leaves the password out, so it cannot leak into logs."""
         assert "hunter2" not in repr(AuthAttempt("PLAIN", "", "user", "hunter2"))
@@ -842,6 +853,40 @@ def test_arbitrary_input_never_raises_and_replies_are_valid(chunks: list[bytes])
         output += client.send(chunk)
 
     assert_valid_replies(output)
+
+
+verbs = st.sampled_from(
+    ["EHLO", "HELO", "MAIL FROM:", "RCPT TO:", "BDAT", "AUTH", "DATA", "VRFY", "NOOP", "RSET"]
+)
+arguments = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n"), max_size=20
+)
+
+
+@settings(max_examples=400)
+@given(st.lists(st.tuples(verbs, arguments), max_size=12))
+def test_any_unicode_argument_never_raises(lines: list[tuple[str, str]]) -> None:
+    """Commands with arbitrary Unicode arguments (digits like ² included) get replies, no crash."""
+    client = Client(auth_allowed=True, max_errors=50)
+    output = client.greeting
+    client.send(b"EHLO c\r\n")
+
+    for verb, argument in lines:
+        output += client.send(f"{verb} {argument}\r\n".encode())
+
+    assert_valid_replies(output)
+
+
+def test_bdat_size_in_other_scripts_digits_is_a_syntax_error() -> None:
+    """RFC 3030 sizes are ASCII digits: "²" and Arabic-Indic "٣" get 501, not a crash."""
+    client = ehlo_client()
+    transaction(client)
+
+    superscript = client.send("BDAT ²\r\n".encode())
+    arabic = client.send("BDAT ٣ LAST\r\n".encode())
+
+    assert superscript.startswith(b"501 5.5.4")
+    assert arabic.startswith(b"501 5.5.4")
 
 
 @given(st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\r", b"")), max_size=20))

@@ -82,6 +82,13 @@ def run(args: argparse.Namespace) -> int:
         print_json(result)
     else:
         print(_TEXT[action](result))
+    if action == "bounce" and not result.get("bounced") and result.get("in_delivery"):
+        # Nothing was returned: every recipient is being delivered right now.
+        error(
+            f"{args.queue_id}: {result['in_delivery']} recipient(s) being delivered right now;"
+            " bounce again once that attempt is over"
+        )
+        return EXIT_FAILED
     return EXIT_OK
 
 

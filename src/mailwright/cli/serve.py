@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
-from mailwright.cli import EXIT_OK, EXIT_UNAVAILABLE
+from mailwright.cli import EXIT_FAILED, EXIT_OK, EXIT_UNAVAILABLE
 from mailwright.cli._common import config_options, error, load
 
 if TYPE_CHECKING:
@@ -42,11 +42,17 @@ def serve(args: argparse.Namespace) -> int:
         error("the server is not available in this build (mailwright.server.app is missing)")
         return EXIT_UNAVAILABLE
 
+    from mailwright.errors import ConfigError
+
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
-    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: the usual way to stop it
-        _run(serve_app, config)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: the usual way to stop it
+            _run(serve_app, config)
+    except ConfigError as failure:  # a port taken, an unwritable log: named by its key
+        error(str(failure))
+        return EXIT_FAILED
     return EXIT_OK
 
 

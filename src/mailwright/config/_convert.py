@@ -114,7 +114,7 @@ def convert_table(
     try:
         return cls(**values)
     except InvalidValue as error:
-        raise ctx.error(_join(path, error.key), str(error)) from None
+        raise ctx.error(_join(path, error.key_in(table)), str(error)) from None
 
 
 def convert_value(

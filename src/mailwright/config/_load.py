@@ -40,11 +40,11 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        raise _syntax_error(error, name, locations) from None
+        raise _syntax_error(error, name, text) from None
 
     context = Context(base_dir=file.parent.absolute(), file=name, locations=locations)
     config = convert_table(Config, data, context)
-    return _complete(dataclasses.replace(config, source=file.absolute()))
+    return _complete(dataclasses.replace(config, source=file.absolute(), locations=locations))
 
 
 def _read(file: Path, name: str) -> str:
@@ -59,14 +59,12 @@ def _read(file: Path, name: str) -> str:
         raise ConfigError("the file is not valid UTF-8", path=name, line=line) from None
 
 
-def _syntax_error(
-    error: tomllib.TOMLDecodeError, name: str, locations: dict[tuple[str | int, ...], int]
-) -> ConfigError:
+def _syntax_error(error: tomllib.TOMLDecodeError, name: str, text: str) -> ConfigError:
     """tomllib puts the line in its message; move it to where ours go."""
     message = str(error)
     match = _TOML_LINE.search(message)
     line = int(match[1]) if match else None
-    key = key_at_line(locations, line) if line is not None else None
+    key = key_at_line(text, line) if line is not None else None
     return ConfigError(
         f"invalid TOML: {message}", path=name, line=line, key=format_key(key) if key else None
     )

@@ -47,13 +47,18 @@ def line_of(locations: Mapping[KeyPath, int], path: KeyPath) -> int | None:
     return None
 
 
-def key_at_line(locations: Mapping[KeyPath, int], line: int) -> KeyPath | None:
-    """The key defined last at or before ``line`` (for syntax errors), or None."""
-    best: tuple[int, int, KeyPath] | None = None
-    for path, where in locations.items():
-        if where <= line and (best is None or (where, len(path)) > best[:2]):
-            best = (where, len(path), path)
-    return None if best is None else best[2]
+def key_at_line(source: str, line: int) -> KeyPath | None:
+    """The key or table written last at or before ``line`` (for syntax errors), or None.
+
+    Read from the statements in file order, so a table declared twice is
+    found at its second header, where tomllib reports the fault.
+    """
+    best: KeyPath | None = None
+    for where, path in _Scanner(source).statements():
+        if where > line:
+            break
+        best = path
+    return best
 
 
 def locate_keys(source: str) -> dict[KeyPath, int]:
@@ -71,6 +76,12 @@ class _Scanner:
         self.table: KeyPath = ()
         self.array_counts: dict[KeyPath, int] = {}
         self.locations: dict[KeyPath, int] = {}
+        self.written: list[tuple[int, KeyPath]] = []  # every header and key, in order
+
+    def statements(self) -> list[tuple[int, KeyPath]]:
+        """Every table header and key with its line, in file order (repeats included)."""
+        self.scan()
+        return self.written
 
     def scan(self) -> dict[KeyPath, int]:
         while self._skip_blank():
@@ -106,6 +117,7 @@ class _Scanner:
 
         self.table = resolved
         self.locations.setdefault(resolved, self.line)
+        self.written.append((self.line, resolved))
         self._skip_to_eol()
 
     def _key_value(self) -> None:
@@ -123,6 +135,7 @@ class _Scanner:
         for part in parts:
             path += (part,)
             self.locations.setdefault(path, line)
+        self.written.append((line, path))
         self._skip_value()
 
     # -- pieces ---------------------------------------------------------------

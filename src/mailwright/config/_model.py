@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -38,6 +39,21 @@ def _positive(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise InvalidValue(f"expected a whole number >= 1, got {value!r}")
     return value
+
+
+def _at_least(minimum: int, what: str) -> Any:
+    def check(value: object) -> int:
+        size = parse_size(value)
+        if size < minimum:
+            raise InvalidValue(f"{what} must allow at least {minimum} octets, got {size}")
+        return size
+
+    return check
+
+
+# RFC 5321 §4.5.3.1.4 and §4.5.3.1.6: a command line of 512 octets, a text line of 1000.
+_command_line = _at_least(512, "a command line")
+_data_line = _at_least(1000, "a line of message content")
 
 
 #: ``receivers = "auto"`` starts one receiving process per CPU, up to this many.
@@ -132,6 +148,8 @@ class LimitsConfig:
     max_recipients: Count = 1000  # RFC 5321 §4.5.3.1.8: at least 100
     max_errors: Count = 10
     bare_line_endings: Literal["reject", "normalize"] = "reject"
+    max_command_line: Annotated[int, _command_line] = 2048
+    max_data_line: Annotated[int, _data_line] = 8192
 
 
 Role = Literal["inbound", "submission"]
@@ -157,6 +175,8 @@ class ListenerConfig:
     max_recipients: Count = LimitsConfig.max_recipients
     max_errors: Count = LimitsConfig.max_errors
     bare_line_endings: Literal["reject", "normalize"] = LimitsConfig.bare_line_endings
+    max_command_line: Annotated[int, _command_line] = LimitsConfig.max_command_line
+    max_data_line: Annotated[int, _data_line] = LimitsConfig.max_data_line
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -233,7 +253,10 @@ class QueueConfig:
             raise InvalidValue("the lifetime must be longer than 0s", key="lifetime")
         if self.delay_warning is not None and self.delay_warning >= self.lifetime:
             raise InvalidValue(
-                "the delay warning must come before the lifetime ends", key="delay_warning"
+                f"the delay warning ({self.delay_warning:g}s) must come before the lifetime"
+                f" ({self.lifetime:g}s) ends; shorten delay_warning or set it to false",
+                key="delay_warning",
+                or_keys=("lifetime",),
             )
 
 
@@ -320,6 +343,10 @@ class Config:
     queue: QueueConfig = field(default_factory=QueueConfig)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     source: Path | None = field(default=None, metadata={"toml": False})
+    # Where each key was written (line numbers), to name it in start-up errors.
+    locations: Mapping[tuple[str | int, ...], int] = field(
+        default_factory=dict, metadata={"toml": False}, compare=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         for index, listener in enumerate(self.listener):
@@ -329,6 +356,21 @@ class Config:
                         f"{listener.address} overlaps listener[{earlier}] ({other.address})",
                         key=("listener", index, "address"),
                     )
+
+    def error_at(self, key: tuple[str | int, ...], message: str) -> ConfigError:
+        """A :class:`ConfigError` naming this file, the line of ``key`` and the key.
+
+        For faults found after loading (a port already taken, an unwritable
+        log), so they read like the loader's own errors.
+        """
+        from mailwright.config._locate import format_key, line_of
+
+        return ConfigError(
+            message,
+            path=str(self.source) if self.source else "<embedded defaults>",
+            line=line_of(self.locations, key) if self.source else None,
+            key=format_key(key),
+        )
 
     def route_table(self) -> RouteTable:
         """``[routes]`` as a :class:`~mailwright.routes.RouteTable` for lookups."""

@@ -19,12 +19,29 @@ class InvalidValue(ValueError):
     ``key`` is optional and relative to the table being converted (a field
     name such as ``"tls_key"``, or a dotted path such as ``"listener[1].address"``
     when raised from a whole-file check); without it the error is reported
-    against the key whose value was being converted.
+    against the key whose value was being converted. A check across fields
+    names the others in ``or_keys``: when ``key`` was left at its default, the
+    error points at the one the file does set.
     """
 
-    def __init__(self, message: str, *, key: str | tuple[str | int, ...] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        key: str | tuple[str | int, ...] | None = None,
+        or_keys: tuple[str, ...] = (),
+    ) -> None:
         super().__init__(message)
         self.key = key
+        self.or_keys = or_keys  # blamed instead when ``key`` is not in the file but one is
+
+    def key_in(self, table: object) -> str | tuple[str | int, ...] | None:
+        """The key to blame in ``table``: ``key``, or the first of ``or_keys`` written there."""
+        if isinstance(self.key, str) and isinstance(table, dict) and self.key not in table:
+            for other in self.or_keys:
+                if other in table:
+                    return other
+        return self.key
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
@@ -103,7 +120,7 @@ def parse_host_port(value: object, *, default_port: int | None = None) -> HostPo
         if default_port is None:
             raise InvalidValue(f"{value!r} has no port: write HOST:PORT or [IPv6]:PORT")
         port = default_port
-    elif port_text.isdigit() and 0 < int(port_text) < 65536:
+    elif port_text.isascii() and port_text.isdigit() and 0 < int(port_text) < 65536:
         port = int(port_text)
     else:
         raise InvalidValue(f"{value!r}: the port must be a number from 1 to 65535")

@@ -36,7 +36,13 @@ import dns.asyncresolver
 from mailwright.delivery.cache import ConnectionCache
 from mailwright.delivery.maildir import MaildirDelivery
 from mailwright.delivery.nexthop import ConnectSettings, HopFailure, connect, find_hops
-from mailwright.delivery.outcomes import OutcomePolicy, Settled, settle
+from mailwright.delivery.outcomes import (
+    OutcomePolicy,
+    Settled,
+    dsn_received_fields,
+    needs_content,
+    settle,
+)
 from mailwright.delivery.smtp import ConnectionLost, SmtpConnection, SmtpDeliveryError
 from mailwright.dns.mx import NextHop
 from mailwright.envelope import Envelope, Recipient
@@ -341,6 +347,7 @@ class DeliveryAgent:
                 envid=envelope.envid,
                 ret=envelope.ret,
                 crlf_checked=_crlf_checked(envelope),
+                binary=envelope.body == "BINARYMIME",
             )
             replies = done.final_replies
         except SmtpDeliveryError as exc:
@@ -382,7 +389,10 @@ class DeliveryAgent:
             return None
 
     async def _settle_all(self, item: WorkItem, reply: Reply, remote: str | None) -> None:
-        content = await self._content(item) if reply.is_permanent else b""
+        wanted = needs_content(
+            item.claimed, item.recipients, reply, policy=self.policy, now=self.clock()
+        )
+        content = await self._content(item) if wanted else b""
         if content is None:
             return
         self._settle(item, [(r, reply) for r in item.recipients], remote, content)
@@ -404,10 +414,11 @@ class DeliveryAgent:
             policy=self.policy,
             now=self.clock(),
             rng=self.rng,
+            queue=self.routes.destination_key(item.domain),
         )
-        self._write(settled, len(results), _held_size(item))
+        self._write(settled, len(results), _held_size(item), item.claimed.queue_id)
 
-    def _write(self, settled: Settled, count: int, size: int = 0) -> None:
+    def _write(self, settled: Settled, count: int, size: int, origin: str) -> None:
         """Record outcomes in the background; the spool's writer batches them."""
         for name, fields in settled.events:
             self.events.emit(name, **fields)
@@ -423,12 +434,21 @@ class DeliveryAgent:
             self._release(count, size)
             return
         self._writes.add(future)
-        future.add_done_callback(functools.partial(self._recorded, settled, count, size))
+        future.add_done_callback(functools.partial(self._recorded, settled, count, size, origin))
 
     def _recorded(
-        self, settled: Settled, count: int, size: int, future: asyncio.Future[list[str]]
+        self,
+        settled: Settled,
+        count: int,
+        size: int,
+        origin: str,
+        future: asyncio.Future[list[str]],
     ) -> None:
-        """The outcomes are committed (or failed): free their room, log the bounces."""
+        """The outcomes are committed (or failed): free their room, log the bounces.
+
+        Each DSN queued with them gets its ``received`` event, naming the
+        message it reports on.
+        """
         self._writes.discard(future)
         self._release(count, size)
         if future.cancelled():
@@ -440,8 +460,11 @@ class DeliveryAgent:
                 "delivery.record_failed outcomes=%d error=%s", len(settled.outcomes), error
             )
             return
-        for queue_id in future.result():
-            logger.info("delivery.bounce_queued queue_id=%s", queue_id)
+        for queue_id, (envelope, content) in zip(future.result(), settled.bounces, strict=True):
+            logger.info("delivery.bounce_queued queue_id=%s original=%s", queue_id, origin)
+            self.events.emit(
+                "received", **dsn_received_fields(queue_id, envelope, content, origin)
+            )
 
     def _release(self, count: int, size: int = 0) -> None:
         self._held -= count

@@ -86,10 +86,15 @@ async def connect(
 ) -> SmtpConnection:
     """Open a session with the first host that answers; raise :class:`HopFailure`."""
     last: SmtpDeliveryError | None = None
+    tried: str | None = None
     for hop in hops:
         for address in hop.addresses:
+            name = hop.hostname if hop.hostname != address else None
+            tried = f"{hop.hostname}[{address}]:{port}" if name else f"[{address}]:{port}"
             try:
-                return await _open(address, port, lmtp=lmtp, settings=settings, tls=settings.tls)
+                return await _open(
+                    address, port, lmtp=lmtp, settings=settings, tls=settings.tls, name=name
+                )
             except TlsHandshakeFailed as exc:
                 if settings.tls != "opportunistic":
                     last = exc
@@ -98,7 +103,9 @@ async def connect(
                     "delivery.tls_fallback host=%s address=%s error=%s", hop.hostname, address, exc
                 )
                 try:
-                    return await _open(address, port, lmtp=lmtp, settings=settings, tls="none")
+                    return await _open(
+                        address, port, lmtp=lmtp, settings=settings, tls="none", name=name
+                    )
                 except SmtpDeliveryError as retry_exc:
                     last = retry_exc
             except SmtpDeliveryError as exc:
@@ -117,11 +124,17 @@ async def connect(
         # A 5xx greeting from every host is still only about the session, not the
         # recipients: RFC 5321 §3.1 lets us try later, as Postfix does.
         reply = Reply(451, "4.4.0", f"All hosts refused the session: {reply}")
-    raise HopFailure(reply)
+    raise HopFailure(reply, remote_host=tried)  # the last host tried, for the events
 
 
 async def _open(
-    address: str, port: int, *, lmtp: bool, settings: ConnectSettings, tls: TlsMode
+    address: str,
+    port: int,
+    *,
+    lmtp: bool,
+    settings: ConnectSettings,
+    tls: TlsMode,
+    name: str | None,
 ) -> SmtpConnection:
     return await SmtpConnection.open(
         address,
@@ -131,4 +144,5 @@ async def _open(
         tls=tls,
         timeouts=settings.timeouts,
         source_address=settings.source_address,
+        name=name,
     )

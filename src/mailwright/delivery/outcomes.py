@@ -21,6 +21,7 @@ from typing import Any
 from mailwright.bounce import RecipientReport, build_dsn
 from mailwright.envelope import Envelope, Recipient
 from mailwright.events import EventName
+from mailwright.headers import message_id
 from mailwright.queue.retry import RetrySchedule
 from mailwright.smtp.replies import Reply
 from mailwright.spool import Claimed, ClaimedRecipient, Deferred, Delivered, Failed, Outcome
@@ -53,20 +54,25 @@ def settle(
     policy: OutcomePolicy,
     now: float,
     rng: random.Random,
+    queue: str | None = None,
 ) -> Settled:
     """Turn each recipient's reply into an outcome, events and (maybe) DSNs.
 
     ``content`` is the message, needed only when a DSN is built; None means
     it could not be read and DSNs carry headers only from an empty body.
+    ``queue`` names the destination queue the attempt was made from, for the
+    events. Recipients deferred together get one retry time, so they are
+    tried again together.
     """
     settled = Settled()
     failed: list[RecipientReport] = []
     delayed: list[RecipientReport] = []
     when = dt.datetime.fromtimestamp(now, dt.UTC)
     message_id = claimed.message_id
+    spread = rng.random()  # one for all: recipients deferred together retry together
 
     for rcpt, reply in results:
-        base = _event_fields(claimed, rcpt, reply, remote_host)
+        base = _event_fields(claimed, rcpt, reply, remote_host, queue)
         if reply.code < 400:
             settled.outcomes.append(Delivered(rcpt.rcpt_id, str(reply), remote_host, message_id))
             settled.events.append(("delivered", base))
@@ -86,9 +92,7 @@ def settle(
             continue
 
         attempts = rcpt.attempts + 1
-        next_attempt = policy.retry.next_attempt(
-            claimed.received_at, attempts, now, spread=rng.random()
-        )
+        next_attempt = policy.retry.next_attempt(claimed.received_at, attempts, now, spread=spread)
         if next_attempt is None:
             settled.outcomes.append(Failed(rcpt.rcpt_id, str(reply), remote_host, message_id))
             settled.events.append(("expired", base))
@@ -139,22 +143,76 @@ def settle(
     return settled
 
 
+def needs_content(
+    claimed: Claimed,
+    recipients: Sequence[ClaimedRecipient],
+    reply: Reply,
+    *,
+    policy: OutcomePolicy,
+    now: float,
+) -> bool:
+    """Whether settling these recipients with ``reply`` builds a DSN (which quotes the message).
+
+    True for a permanent failure, and for a transient one that expires the
+    message or is due a delay warning; the caller then loads the content
+    it would otherwise not need.
+    """
+    if reply.code < 400:
+        return False
+    if reply.is_permanent:
+        return True
+    retry = policy.retry
+    for rcpt in recipients:
+        if retry.next_attempt(claimed.received_at, rcpt.attempts + 1, now, spread=0.5) is None:
+            return True
+        if retry.should_warn(claimed.received_at, now, rcpt.warned):
+            return True
+    return False
+
+
+def dsn_received_fields(
+    queue_id: str, envelope: Envelope, content: bytes, original: str
+) -> dict[str, Any]:
+    """The fields of the ``received`` event of a DSN we queued about ``original``."""
+    return {
+        "queue_id": queue_id,
+        "message_id": message_id(content),
+        "sender": envelope.sender,
+        "recipients": [r.address for r in envelope.recipients],
+        "size": len(content),
+        "source": "dsn",
+        "original_queue_id": original,
+    }
+
+
 def _recipient(rcpt: ClaimedRecipient) -> Recipient:
     return Recipient(rcpt.address, rcpt.notify, rcpt.orcpt)
 
 
 def _host_only(remote_host: str | None) -> str | None:
-    """``mx.example[192.0.2.1]:25`` becomes ``mx.example`` for Remote-MTA."""
+    """The name for Remote-MTA: ``mx.example[192.0.2.1]:25`` gives ``mx.example``.
+
+    A peer known only by address (``[192.0.2.1]:25``, a route to an address)
+    gives the address.
+    """
     if not remote_host:
         return None
-    return remote_host.split("[", 1)[0].rsplit(":", 1)[0].strip("[]") or None
+    if remote_host.startswith("["):
+        return remote_host[1:].split("]", 1)[0] or None
+    return remote_host.split("[", 1)[0].rsplit(":", 1)[0] or None
 
 
 def _event_fields(
-    claimed: Claimed, rcpt: ClaimedRecipient, reply: Reply, remote_host: str | None
+    claimed: Claimed,
+    rcpt: ClaimedRecipient,
+    reply: Reply,
+    remote_host: str | None,
+    queue: str | None,
 ) -> dict[str, Any]:
     return {
         "queue_id": claimed.queue_id,
+        "message_id": claimed.envelope.message_id,
+        "queue": queue,
         "sender": claimed.envelope.sender,
         "recipient": rcpt.address,
         "remote_host": remote_host,

@@ -174,7 +174,7 @@ class ClientTimeouts:
                 return self.rcpt
             case Stage.DATA:
                 return self.data_init
-            case Stage.DATA_END:
+            case Stage.DATA_END | Stage.BDAT:
                 return self.data_end
             case Stage.QUIT:
                 return self.quit
@@ -235,13 +235,16 @@ class SmtpConnection:
         tls_context: ssl.SSLContext | None = None,
         timeouts: ClientTimeouts | None = None,
         source_address: str | None = None,
+        name: str | None = None,
     ) -> SmtpConnection:
         """Connect to ``host``:``port``, read the greeting, say EHLO and maybe STARTTLS.
 
         ``tls`` is ``"opportunistic"`` (STARTTLS when offered, RFC 7435),
         ``"required"`` or ``"none"``; ``tls_context`` replaces the unverified
         opportunistic context (pass a verifying one for DANE or MTA-STS).
-        ``source_address`` binds the local end.
+        ``source_address`` binds the local end. ``name`` is the host's name
+        when ``host`` is one of its addresses (an MX host found in DNS): it
+        goes into :attr:`peer_name` and the TLS server name indication.
 
         Raises :class:`ConnectFailed`, :class:`PeerRefused`,
         :class:`TlsHandshakeFailed`, :class:`TlsUnavailable`, or another
@@ -263,7 +266,8 @@ class SmtpConnection:
 
         peer = stream.get_extra_info("peername")
         address = peer[0] if peer else host
-        peer_name = f"{host}[{address}]:{port}" if address != host else f"[{host}]:{port}"
+        label = name or host
+        peer_name = f"{label}[{address}]:{port}" if address != label else f"[{label}]:{port}"
         connection = cls(
             stream,
             ClientSession(helo_name, lmtp=lmtp),
@@ -272,7 +276,7 @@ class SmtpConnection:
         )
         _log(logging.INFO, "delivery.connect", peer=peer_name, lmtp=lmtp)
         try:
-            await connection._start(host, tls, tls_context)
+            await connection._start(name or host, tls, tls_context)
         except BaseException:
             await connection._drop()
             raise
@@ -321,6 +325,7 @@ class SmtpConnection:
         envid: str | None = None,
         ret: str | None = None,
         crlf_checked: bool = False,
+        binary: bool = False,
     ) -> TransactionDone:
         """Send one message; the result gives each recipient its final reply.
 
@@ -346,6 +351,7 @@ class SmtpConnection:
             envid=envid,
             ret=ret,
             crlf_checked=crlf_checked,
+            binary=binary,
         )
         event = await self._next_event()
         if not isinstance(event, TransactionDone):
@@ -484,7 +490,8 @@ class SmtpConnection:
         if self._stream.write_buffer_size <= _WRITE_BACKLOG:
             return  # the kernel took it all, as it does for commands and most messages
         stage = self._session.awaiting
-        limit = self._timeouts.data_block if stage is Stage.DATA_END else self._timeouts.command
+        content = stage in (Stage.DATA_END, Stage.BDAT)
+        limit = self._timeouts.data_block if content else self._timeouts.command
         try:
             with self._deadline.after(limit):
                 await self._stream.drain()

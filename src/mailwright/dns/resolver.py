@@ -62,7 +62,7 @@ def make_resolver(
     nameservers: Sequence[str] | None,
     *,
     timeout: float = 5.0,
-    lifetime: float = 10.0,
+    lifetime: float | None = None,
     cache_size: int = DEFAULT_CACHE_SIZE,
 ) -> dns.asyncresolver.Resolver:
     """Build the shared async resolver.
@@ -70,12 +70,15 @@ def make_resolver(
     ``nameservers`` lists entries in the forms :func:`parse_nameserver`
     accepts; ``None`` or an empty list means the system's resolvers (from
     ``/etc/resolv.conf``). ``timeout`` bounds one query to one server,
-    ``lifetime`` a whole lookup across servers and retries; ``cache_size``
-    bounds the answer cache (0 disables it).
+    ``lifetime`` a whole lookup across servers and retries (default: twice
+    ``timeout``, at least 10 s, so a second server gets its turn);
+    ``cache_size`` bounds the answer cache (0 disables it).
 
     Raises :class:`~mailwright.errors.ConfigError` for a bad nameserver entry,
     non-positive time limits, or when the system has no resolver configured.
     """
+    if lifetime is None:
+        lifetime = max(10.0, 2 * timeout)
     if timeout <= 0 or lifetime <= 0:
         raise ConfigError(f"timeout {timeout} and lifetime {lifetime} must be positive", key="dns")
 

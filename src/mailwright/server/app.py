@@ -28,6 +28,7 @@ from mailwright.delivery.nexthop import ConnectSettings
 from mailwright.delivery.outcomes import OutcomePolicy
 from mailwright.delivery.smtp import ClientTimeouts
 from mailwright.dns.resolver import make_resolver
+from mailwright.errors import SpoolError
 from mailwright.events import EventLog
 from mailwright.queue.retry import RetrySchedule
 from mailwright.queue_admin import SpoolQueueAdmin
@@ -69,8 +70,14 @@ class Application:
         self.serve_control = control and receive
         server = config.server
         self.spool = Spool(server.spool, fsync=server.fsync, min_free_bytes=server.min_free_space)
-        server.events_log.parent.mkdir(parents=True, exist_ok=True)
-        self.events = EventLog(server.events_log)
+        try:
+            server.events_log.parent.mkdir(parents=True, exist_ok=True)
+            self.events = EventLog(server.events_log)
+        except OSError as exc:
+            raise config.error_at(
+                ("server", "events_log"),
+                f"cannot open the event log {server.events_log}: {_why(exc)}",
+            ) from exc
         self.users = UserStore(server.users_file)
         self.routes = RouteTable(_routes_with_local_defaults(config))
         self.resolver = make_resolver(
@@ -100,7 +107,9 @@ class Application:
             ),
             self.events,
             AgentSettings(
-                connections_per_destination=config.queue.max_connections_per_destination,
+                connections_per_destination=_share(
+                    config.queue.max_connections_per_destination, _delivering_processes(config)
+                ),
                 messages_per_connection=config.queue.max_messages_per_connection,
                 # In its own process the agent is not woken by stores: it polls.
                 poll_interval=1.0 if receive else SPLIT_POLL_INTERVAL,
@@ -137,6 +146,8 @@ class Application:
             max_recipients=listener.max_recipients,
             max_errors=listener.max_errors,
             bare_line_endings=listener.bare_line_endings,
+            max_command_line=listener.max_command_line,
+            max_data_line=listener.max_data_line,
             auth_required=listener.role == "submission",
         )
         return SmtpListener(
@@ -155,14 +166,36 @@ class Application:
         )
 
     async def start(self) -> None:
-        """Open the spool, start delivery, the control socket and the listeners."""
-        await self.spool.open()
+        """Open the spool, start delivery, the control socket and the listeners.
+
+        Raises :class:`~mailwright.errors.ConfigError` naming the key at fault
+        when the spool cannot be opened or a listener cannot bind its address;
+        what was started is then stopped again.
+        """
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
+        try:
+            await self.spool.open()
+        except SpoolError as exc:
+            raise self.config.error_at(("server", "spool"), str(exc)) from exc
         if self.deliver:
             self._agent_task = asyncio.create_task(self.agent.run(), name="delivery-agent")
         if self.serve_control:
             await self.control.start()
-        for listener in self.listeners:
-            await listener.start()
+        for index, listener in enumerate(self.listeners):
+            try:
+                await listener.start()
+            except OSError as exc:
+                where = f"{listener.host}:{listener.requested_port}"
+                raise self.config.error_at(
+                    ("listener", index, "address"),
+                    f"cannot listen on {where}: {_why(exc)}",
+                ) from exc
         logger.info(
             "server.started hostname=%s listeners=%s spool=%s",
             self.config.server.hostname,
@@ -205,14 +238,46 @@ class _RunningQueueAdmin(SpoolQueueAdmin):
         return result
 
 
+def _delivering_processes(config: Config) -> int:
+    """How many processes run a delivery agent: each receiver, or one delivery process."""
+    return 1 if config.server.delivery_process else config.server.receivers
+
+
+def _share(limit: int, processes: int) -> int:
+    """One process's part of a limit shared by ``processes`` (rounded up, at least 1).
+
+    TODO: the parts are fixed, so with a limit below the number of processes
+    (or a destination served by only one of them) the whole is not exact; a
+    limiter shared between the processes (a lock file per slot, or Redis in
+    cluster mode) would make it so.
+    """
+    return max(1, -(-limit // processes))
+
+
+def _why(error: OSError) -> str:
+    """The system's short reason for ``error`` ("address already in use")."""
+    return os.strerror(error.errno) if error.errno else str(error)
+
+
 def _routes_with_local_defaults(config: Config) -> dict[str, str]:
-    """The routes, plus a Maildir route for every local domain that has none."""
+    """The routes, plus a Maildir route for every local domain that has none.
+
+    Our own host name gets one too unless a route or relay domain covers it:
+    mail to the bare ``postmaster`` is delivered to ``postmaster@HOSTNAME``,
+    and sending that by MX would come back to us.
+    """
     routes = dict(config.routes)
     table = RouteTable(routes)
-    mail = Path(config.server.spool).parent / "mail"
+    mail = f"maildir:{(Path(config.server.spool).parent / 'mail').resolve()}"
     for domain in config.domains.local:
         if table.lookup(domain).is_mx:
-            routes[domain] = f"maildir:{mail.resolve()}"
+            routes[domain] = mail
+    hostname = normalize_domain(config.server.hostname)
+    relayed = any(
+        hostname == domain or hostname.endswith("." + domain) for domain in config.domains.relay
+    )
+    if table.lookup(hostname).is_mx and hostname not in routes and not relayed:
+        routes[hostname] = mail
     return routes
 
 

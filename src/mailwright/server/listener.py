@@ -80,6 +80,8 @@ class _Connection:
     task: asyncio.Task[None]
     peer_ip: str
     deadline: Deadline
+    command_deadline: float | None = None  # when the command being read must be complete
+    lines: int = 0  # the session's lines_read when command_deadline was set
     idle: bool = False
     shutdown_requested: bool = False
 
@@ -158,6 +160,11 @@ class SmtpListener:
         self._accepted = 0
         self._rejected = 0
         self._session_ids = _SessionIds()
+
+    @property
+    def requested_port(self) -> int:
+        """The port asked for (0: any free one)."""
+        return self._requested_port
 
     @property
     def port(self) -> int:
@@ -243,8 +250,10 @@ class SmtpListener:
             self._refused += 1
             _log(logging.WARNING, "smtpd.refused", listener=self.name, peer=peer_ip, reason=reason)
             refusal = replies.SHUTTING_DOWN if self._stopping else replies.TOO_MANY_CONNECTIONS
+            # The enhanced code is sent although no EHLO came yet (RFC 2034 ties it to EHLO):
+            # clients and log readers alike want the 4.7.0 that says why.
             with contextlib.suppress(ConnectionError, OSError):
-                stream.write(refusal.to_bytes(enhanced=False))
+                stream.write(refusal.to_bytes())
             await self._close(stream)
             return
 
@@ -349,13 +358,28 @@ class SmtpListener:
     async def _receive(
         self, connection: _Connection, session: ServerSession, stream: Stream
     ) -> bytes | None:
-        """Read what the client sent next; ``None`` on timeout, ``b""`` at EOF."""
-        # TODO: the timeout restarts with every read, so a client trickling one byte per
-        # period holds its connection slot for ever (slowloris); a per-command deadline
-        # would bound it. The per-address limit caps how many slots one client can hold.
-        # The deadline is swept, not timed: it fires up to a tenth of the timeout late.
+        """Read what the client sent next; ``None`` on timeout, ``b""`` at EOF.
+
+        A command must be complete within ``command_timeout`` of its first
+        octet (or of the previous reply): the wait does not start again with
+        every read, so a client trickling a byte at a time cannot hold its
+        connection for ever. Content is timed per read, as RFC 5321
+        §4.5.3.2.6 times each data block. The deadline is swept, not timed: it
+        fires up to a tenth of the timeout late.
+        """
+        # TODO: content still restarts its timeout with every read, so a client sending
+        # a byte of a big BDAT chunk every few minutes keeps its slot; a floor on the
+        # transfer rate would bound it. The per-address limit caps how many it holds.
         content = session.reading_content
-        timeout = self._data_timeout if content else self._command_timeout
+        now = connection.deadline.now()
+        if content:
+            timeout = self._data_timeout
+            connection.command_deadline = None
+        else:
+            if connection.command_deadline is None or session.lines_read != connection.lines:
+                connection.command_deadline = now + self._command_timeout
+                connection.lines = session.lines_read
+            timeout = max(0.0, connection.command_deadline - now)
         connection.idle = not content
         try:
             with connection.deadline.after(timeout):

@@ -27,6 +27,7 @@ from typing import Protocol
 from mailwright.envelope import Envelope
 from mailwright.errors import SpoolError, SpoolFullError
 from mailwright.events import EventLog
+from mailwright.headers import message_id
 from mailwright.routes import normalize_domain
 from mailwright.server.handler import ConnectionInfo
 from mailwright.smtp import replies
@@ -102,8 +103,12 @@ class MtaHandler:
         return None
 
     async def on_rcpt(self, info: ConnectionInfo, event: RcptTo) -> Reply | None:
-        """Authenticated clients relay anywhere; others only to our domains."""
-        if info.auth_user is not None:
+        """Authenticated clients relay anywhere; others only to our domains.
+
+        The bare ``postmaster`` is always accepted (RFC 5321 §4.5.1: every
+        SMTP server MUST); it is delivered as ``postmaster@`` our host name.
+        """
+        if info.auth_user is not None or is_bare_postmaster(event.address):
             return None
         domain = event.address.rpartition("@")[2]
         if not domain or _normalize(domain) not in self.accepted_domains:
@@ -122,6 +127,9 @@ class MtaHandler:
             return TOO_MANY_HOPS
 
         envelope = event.envelope
+        for recipient in envelope.recipients:
+            if is_bare_postmaster(recipient.address):
+                recipient.address = f"postmaster@{self.hostname}"
         envelope.client_ip = info.peer_ip
         envelope.client_name = info.helo_name or ""
         envelope.auth_user = info.auth_user
@@ -147,6 +155,8 @@ class MtaHandler:
         stored with its recipients claimed and handed over from memory: it
         leaves without being read back from disk or waiting for a claim.
         """
+        if envelope.message_id is None:
+            envelope.message_id = message_id(content)
         try:
             queue_id = await self._store(envelope, content)
         except SpoolFullError:
@@ -159,6 +169,7 @@ class MtaHandler:
         self.events.emit(
             "received",
             queue_id=queue_id,
+            message_id=envelope.message_id,
             sender=envelope.sender,
             recipients=[r.address for r in envelope.recipients],
             size=len(content),
@@ -186,6 +197,11 @@ class MtaHandler:
 
     async def on_disconnect(self, info: ConnectionInfo) -> None:
         """Nothing to clean up per connection."""
+
+
+def is_bare_postmaster(address: str) -> bool:
+    """``postmaster`` without a domain, in any case (RFC 5321 §4.5.1)."""
+    return address.lower() == "postmaster"
 
 
 class _HandOverWhenStored:

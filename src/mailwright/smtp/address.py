@@ -256,7 +256,13 @@ def parse_mail_arguments(argument: str, *, extensions: frozenset[str]) -> MailAr
     not offered gets 555. Raises a :class:`CommandArgumentError` subclass whose
     reply uses 5.1.7 for a bad reverse-path.
     """
-    path, param_text = split_path(argument, "FROM:")
+    try:
+        path, param_text = split_path(argument, "FROM:")
+    except PathSyntaxError as error:
+        reply = error.reply
+        if reply is replies.BAD_RECIPIENT_SYNTAX:  # a reverse-path, so 5.1.7 (RFC 3463)
+            reply = replies.BAD_SENDER_SYNTAX
+        raise PathSyntaxError(reply, error.detail) from None
     params = parse_params(param_text, utf8="SMTPUTF8" in extensions)
 
     smtputf8 = False

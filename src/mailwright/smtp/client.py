@@ -19,12 +19,22 @@ STARTTLS, RSET, QUIT, closed) sits in :data:`_ALLOWED`, the one table of which
 command is legal when; calling a command at the wrong time raises
 :class:`SessionStateError`, a bug in the caller, never the peer.
 
+The content goes with DATA (dot-stuffed, RFC 5321 §4.5.2) or, when the
+server offers CHUNKING, as one ``BDAT <n> LAST`` chunk that carries it
+without stuffing (RFC 3030 §2; binary content octet for octet). BDAT needs
+no 354, so with PIPELINING the chunk rides in the same write as MAIL and the
+RCPTs (RFC 3030 §4.2) and is sent even when every recipient turns out
+refused: the server then answers it with an error. For LMTP the number of
+replies to BDAT LAST, one per accepted recipient, is only known once the
+RCPT replies are in, so the first of them queues the expectations of the rest.
+
 A transaction ends with one :class:`TransactionDone` that gives every
 recipient its final reply: the MAIL refusal, its own RCPT refusal, the DATA
-refusal, or the end-of-data reply (RFC 5321 §3.3; for LMTP one end-of-data
-reply per accepted recipient, RFC 2033 §4.2). Failures the session can see
-before writing anything (an address that needs SMTPUTF8 the server lacks, a
-message over the server's SIZE) are settled locally with the reply a server
+refusal, or the end-of-data reply to the dot or to BDAT LAST (RFC 5321 §3.3;
+for LMTP one end-of-data reply per accepted recipient, RFC 2033 §4.2).
+Failures the session can see before writing anything (an address that needs
+SMTPUTF8 the server lacks, a message over the server's SIZE, binary content
+for a server without BINARYMIME) are settled locally with the reply a server
 would have given. A 421 at any point settles what is in flight with that 421
 and closes the session (RFC 5321 §3.8).
 """
@@ -53,6 +63,7 @@ from mailwright.smtp.client_events import (
     TlsRefused,
     TransactionDone,
 )
+from mailwright.smtp.data import crlf_lines, dot_stuff
 from mailwright.smtp.replies import (
     BAD_RECIPIENT_SYNTAX,
     BAD_SENDER_SYNTAX,
@@ -63,6 +74,7 @@ from mailwright.smtp.replies import (
 from mailwright.smtp.reply_parser import ReplyParser, ReplySyntaxError, parse_extensions
 
 __all__ = [
+    "BINARYMIME_UNSUPPORTED",
     "NEED_DATA",
     "ClientSession",
     "Closed",
@@ -83,6 +95,21 @@ __all__ = [
 
 class SessionStateError(MailwrightError, RuntimeError):
     """A command was issued in a state that does not allow it (a caller bug)."""
+
+
+# --- Replies the session settles with on its own ----------------------------------
+# The others (SIZE, SMTPUTF8, address syntax) are shared with the server engine and
+# live in mailwright.smtp.replies.
+
+BINARYMIME_UNSUPPORTED: Final = Reply(
+    554, "5.6.3", "Binary content needs CHUNKING and BINARYMIME, which the server lacks"
+)
+"""Binary content for a server that cannot take it (RFC 3030 §3, RFC 3463 X.6.3).
+
+Binary content cannot go through DATA, and converting it would alter the
+message (signatures included), so it is refused as "conversion required but
+not supported" rather than downgraded.
+"""
 
 
 # --- Lifecycle -------------------------------------------------------------------
@@ -119,31 +146,6 @@ _BAD_PARAM = re.compile(r"[\x00-\x20\x7f=]")
 _NOTIFY_VALUES = frozenset({"SUCCESS", "FAILURE", "DELAY", "NEVER"})
 
 
-def dot_stuff(content: bytes, *, crlf_checked: bool = False) -> bytes:
-    """``content`` as DATA sends it: transparent dots and the final ``.`` line.
-
-    Every line that starts with a dot gets a second one (RFC 5321 §4.5.2), the
-    content is made to end with CRLF, and ``.CRLF`` is appended. Bare CR or
-    LF are turned into CRLF first: a lone LF before a dot is how SMTP
-    smuggling slips a second message past lenient receivers. The work is a
-    few ``bytes`` methods running in C; content without dots is not copied
-    by the stuffing step. ``crlf_checked`` skips the bare CR/LF scan (three
-    passes over the message) for content known to have none, such as what
-    our own server accepted over SMTP, which refuses or normalises them.
-    """
-    if not crlf_checked:
-        crlf = content.count(b"\r\n")
-        if content.count(b"\n") != crlf or content.count(b"\r") != crlf:
-            content = content.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
-    if content and not content.endswith(b"\r\n"):
-        content += b"\r\n"
-
-    stuffed = content.replace(b"\r\n.", b"\r\n..")
-    if stuffed.startswith(b"."):
-        stuffed = b"." + stuffed
-    return stuffed + b".\r\n"
-
-
 def _xtext(value: str) -> str:
     """``value`` ready for ENVID=: verbatim when it already is xtext, else encoded.
 
@@ -164,6 +166,7 @@ class _Transaction:
     __slots__ = (
         "accepted",
         "body",
+        "chunked",
         "data_reply",
         "final",
         "lmtp_left",
@@ -181,12 +184,19 @@ class _Transaction:
         self.accepted: list[int] = []
         self.data_reply: Reply | None = None
         self.body = b""
+        self.chunked = False
         self.rcpt_queue: deque[tuple[bytes, int]] = deque()
         self.lmtp_left = 0
 
     @property
     def mail_ok(self) -> bool:
         return self.mail_reply is not None and self.mail_reply.code // 100 == 2
+
+    def content_command(self) -> tuple[bytes, Stage, int]:
+        """The outbox entry that sends the content: BDAT with its size, or DATA."""
+        if self.chunked:
+            return b"BDAT %d LAST\r\n" % len(self.body), Stage.BDAT, 0
+        return b"DATA\r\n", Stage.DATA, 0
 
     def settle(self, reply: Reply) -> None:
         """Give ``reply`` to every recipient that has no final reply yet."""
@@ -357,6 +367,7 @@ class ClientSession:
         envid: str | None = None,
         ret: str | None = None,
         crlf_checked: bool = False,
+        binary: bool = False,
     ) -> None:
         """Start one transaction; answered by :class:`TransactionDone`.
 
@@ -365,11 +376,23 @@ class ClientSession:
         ESMTP parameters are added when the server offers the extension:
         SIZE (RFC 1870), BODY=8BITMIME for 8-bit content (RFC 6152), SMTPUTF8
         when ``smtputf8`` is set or an address needs it (RFC 6531), and the
-        DSN parameters RET, ENVID, NOTIFY and ORCPT (RFC 3461 §4). With
-        PIPELINING, RSET (when the last transaction left one open), MAIL,
-        every RCPT and DATA go out in one write (RFC 2920 §3.1).
-        ``crlf_checked`` says the content is known to hold no bare CR or LF
-        (see :func:`dot_stuff`).
+        DSN parameters RET, ENVID, NOTIFY and ORCPT (RFC 3461 §4).
+
+        The content goes as one ``BDAT <n> LAST`` chunk when the server
+        offers CHUNKING (RFC 3030 §2), else with DATA; text content is sent
+        as CRLF lines either way (see :func:`dot_stuff`). With PIPELINING,
+        RSET (when the last transaction left one open), MAIL, every RCPT and
+        DATA, or BDAT with the whole chunk, go out in one write (RFC 2920
+        §3.1, RFC 3030 §4.2). ``crlf_checked`` says the content is known to
+        hold no bare CR or LF.
+
+        ``binary`` says the content is BODY=BINARYMIME (RFC 3030 §3), as the
+        envelope it was received with says: it is sent with
+        ``BODY=BINARYMIME`` and BDAT, octet for octet, bare CR, LF and NUL
+        included. A flag rather than a BODY= value, because 8BITMIME is
+        found from the content itself. A server without CHUNKING and
+        BINARYMIME gets nothing: :data:`BINARYMIME_UNSUPPORTED` settles the
+        transaction locally.
 
         Raises ValueError without recipients and :class:`SessionStateError`
         unless the session is ready.
@@ -383,21 +406,31 @@ class ClientSession:
         # Failures visible before writing anything are settled here.
         needs_utf8 = not sender.isascii() or not all(r.address.isascii() for r in recipients)
         size_limit = extensions.get("SIZE", "")
+        chunking = "CHUNKING" in extensions
         if needs_utf8 and "SMTPUTF8" not in extensions:
             return self._settle_locally(txn, UTF8_REQUIRED)
+        if binary and not (chunking and "BINARYMIME" in extensions):
+            return self._settle_locally(txn, BINARYMIME_UNSUPPORTED)
         if size_limit.isdigit() and 0 < int(size_limit) < len(content):
             return self._settle_locally(txn, MESSAGE_TOO_BIG)
         if _BAD_PATH.search(sender):
             return self._settle_locally(txn, BAD_SENDER_SYNTAX)
 
-        params = self._mail_params(content, smtputf8 or needs_utf8, envid, ret)
+        params = self._mail_params(content, smtputf8 or needs_utf8, envid, ret, binary)
         mail = f"MAIL FROM:<{sender}>{params}\r\n".encode()
         rcpts = self._rcpt_lines(txn)
         if not rcpts:
             return self._settle_locally(txn, BAD_RECIPIENT_SYNTAX)
 
+        txn.chunked = chunking
+        if binary:
+            txn.body = content
+        elif chunking:
+            txn.body = crlf_lines(content, crlf_checked=crlf_checked)
+        else:
+            txn.body = dot_stuff(content, crlf_checked=crlf_checked)
+
         # The outbox holds the group; _flush writes it whole or one by one.
-        txn.body = dot_stuff(content, crlf_checked=crlf_checked)
         self._txn = txn
         self._state = _State.TRANSACTION
         if self._need_rset:
@@ -405,7 +438,7 @@ class ClientSession:
         self._outbox.append((mail, Stage.MAIL, 0))
         if self._pipelining:
             self._outbox.extend((line, Stage.RCPT, index) for line, index in rcpts)
-            self._outbox.append((b"DATA\r\n", Stage.DATA, 0))
+            self._outbox.append(txn.content_command())
         else:
             txn.rcpt_queue.extend(rcpts)
         self._flush()
@@ -446,11 +479,19 @@ class ClientSession:
         self._pending.append((stage, index))
 
     def _flush(self) -> None:
-        """Write queued commands: all of them when pipelining, else one per reply."""
+        """Write queued commands: all of them when pipelining, else one per reply.
+
+        A BDAT command takes its chunk along: the octets follow it at once,
+        with no reply in between (RFC 3030 §2).
+        """
         pipelining = self._pipelining
         while self._outbox and (pipelining or not self._pending):
             line, stage, index = self._outbox.popleft()
             self._write(line, stage, index)
+            if stage is Stage.BDAT:
+                txn = self._transaction()
+                self._out.append(txn.body)
+                txn.body = b""
 
     def _settle_locally(self, txn: _Transaction, reply: Reply) -> None:
         txn.mail_reply = reply
@@ -458,7 +499,7 @@ class ClientSession:
         self._events.append(txn.done(reply))
 
     def _mail_params(
-        self, content: bytes, smtputf8: bool, envid: str | None, ret: str | None
+        self, content: bytes, smtputf8: bool, envid: str | None, ret: str | None, binary: bool
     ) -> str:
         extensions = self._extensions
         params = []
@@ -466,9 +507,9 @@ class ClientSession:
             params.append(f" SIZE={len(content)}")
         # XXX(RFC 6152 §3): 8-bit content goes out as is to a server without 8BITMIME,
         # as most MTAs do; downgrading to quoted-printable would alter signed bodies.
-        # TODO: BDAT (RFC 3030) is never used, so a message received as BINARYMIME is
-        # sent through DATA, which only carries line-based content faithfully.
-        if "8BITMIME" in extensions and not content.isascii():
+        if binary:  # send_message has checked that BINARYMIME is offered
+            params.append(" BODY=BINARYMIME")
+        elif "8BITMIME" in extensions and not content.isascii():
             params.append(" BODY=8BITMIME")
         # XXX(RFC 6531 §3.2): a message flagged SMTPUTF8 whose addresses are ASCII goes
         # to a server without SMTPUTF8 as is (UTF-8 headers), rather than bounced.
@@ -620,7 +661,7 @@ class ClientSession:
             line, following = txn.rcpt_queue.popleft()
             self._outbox.append((line, Stage.RCPT, following))
         elif txn.accepted:
-            self._outbox.append((b"DATA\r\n", Stage.DATA, 0))
+            self._outbox.append(txn.content_command())
         else:
             self._need_rset = True
             self._finish()
@@ -664,6 +705,31 @@ class ClientSession:
         self._finish()
         return None
 
+    def _on_bdat(self, index: int, reply: Reply) -> None:
+        """The reply to BDAT LAST: the end-of-data reply, for LMTP one per accepted recipient.
+
+        A pipelined chunk also goes after a refused MAIL or with every RCPT
+        refused; the server then answers it with one error (RFC 3030 §4.2).
+        RFC 3030 §2 does not say whether a refused chunk leaves the server's
+        transaction open, so the next transaction starts with RSET.
+        """
+        txn = self._transaction()
+        if reply.code // 100 == 3:
+            return self._fail(f"BDAT answered with {reply}")
+        if not txn.accepted:
+            txn.data_reply = reply
+            self._need_rset = txn.mail_ok
+            return self._finish()
+
+        if self._lmtp and not txn.lmtp_left:  # the first of one reply per accepted recipient
+            index = txn.accepted[0]
+            txn.lmtp_left = len(txn.accepted)
+            self._pending.extend((Stage.BDAT, following) for following in txn.accepted[1:])
+        elif not self._lmtp:
+            self._need_rset = reply.code >= 400
+        self._on_data_end(index, reply)
+        return None
+
     def _transaction(self) -> _Transaction:
         if self._txn is None:  # pragma: no cover - the pending queue rules it out
             raise SessionStateError("transaction reply without a transaction")
@@ -686,4 +752,5 @@ class ClientSession:
         Stage.RCPT: _on_rcpt,
         Stage.DATA: _on_data,
         Stage.DATA_END: _on_data_end,
+        Stage.BDAT: _on_bdat,
     }

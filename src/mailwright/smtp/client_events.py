@@ -38,6 +38,7 @@ class Stage(enum.Enum):
     RCPT = "rcpt"
     DATA = "data"
     DATA_END = "data_end"
+    BDAT = "bdat"  # the reply to BDAT LAST, an end-of-data reply (RFC 3030 §2)
     RSET = "rset"
     QUIT = "quit"
 
@@ -91,8 +92,8 @@ class TransactionDone:
     ``rcpt_replies`` holds the reply to each RCPT (the MAIL refusal or a local
     refusal for a recipient never sent); ``final_replies`` the reply that
     settles each recipient, in the order of ``recipients``. ``data_reply`` is
-    the DATA refusal or the end-of-data reply (for LMTP the last recipient's),
-    None when DATA was never answered.
+    the DATA refusal or the end-of-data reply, to the dot or to BDAT LAST
+    (for LMTP the last recipient's), None when DATA or BDAT was never answered.
     """
 
     recipients: tuple[Recipient, ...]

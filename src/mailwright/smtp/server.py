@@ -125,6 +125,7 @@ class ServerSession:
         self._eof = False
         self._skipping_line = False
         self._errors = 0
+        self._lines_read = 0
         self._tls_active = settings.tls_active
         self._hello: Hello | None = None
         self._auth_user: str | None = None
@@ -161,6 +162,11 @@ class ServerSession:
     def error_count(self) -> int:
         """Client errors counted towards ``max_errors``."""
         return self._errors
+
+    @property
+    def lines_read(self) -> int:
+        """Command and AUTH lines read so far: the adapter times each one (slowloris)."""
+        return self._lines_read
 
     @property
     def reading_content(self) -> bool:
@@ -356,6 +362,7 @@ class ServerSession:
 
         line = bytes(buffer[:end])
         del buffer[: end + 2]
+        self._lines_read += 1
         return line
 
     def _read_data(self) -> bool:
@@ -512,10 +519,16 @@ class ServerSession:
     def _command_bdat(self, argument: str) -> None:
         parts = argument.split(" ")
         last = len(parts) == 2 and parts[1].upper() == "LAST"
-        if not (len(parts) == 1 or last) or not parts[0].isdigit() or len(parts[0]) > 18:
+        size_text = parts[0]
+        # ASCII digits only (RFC 3030 §4): str.isdigit() also takes "²" and "٣".
+        if (
+            not (len(parts) == 1 or last)
+            or not (size_text.isascii() and size_text.isdigit())
+            or len(size_text) > 18
+        ):
             self._count_error(replies.BDAT_SYNTAX, f"BDAT {argument[:40]!r}")
             return
-        size = int(parts[0])
+        size = int(size_text)
 
         refusal = None
         if not self.settings.chunking or (self._hello is not None and self._hello.kind == "HELO"):
@@ -579,6 +592,10 @@ class ServerSession:
 
     def _command_auth(self, argument: str) -> None:
         settings = self.settings
+        if self._hello is not None and self._hello.kind == "HELO":
+            # AUTH is a service extension (RFC 4954 §3): not after plain HELO.
+            self._count_error(replies.NOT_IMPLEMENTED, "AUTH after HELO")
+            return
         if not self._auth_offered():
             needs_tls = settings.auth_mechanisms and settings.offer_starttls
             refusal = replies.ENCRYPTION_REQUIRED if needs_tls else replies.NOT_IMPLEMENTED
