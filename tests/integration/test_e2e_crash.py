@@ -9,6 +9,8 @@ message per client session that was in flight at the moment of the kill.
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import smtplib
 import threading
 import time
@@ -29,6 +31,7 @@ def _config(sink_port: int, inbound: int) -> str:
 [server]
 hostname = "mx.mailwright.test"
 spool = "var/spool"
+receivers = 2                       # the kill hits the first; the second must notice
 
 [[listener]]
 role = "inbound"
@@ -112,7 +115,7 @@ def test_kill_9_mid_stream_loses_no_acknowledged_message(tmp_path: Path) -> None
             thread.join(timeout=30)
         acked = set(injector.acked)
         assert len(acked) >= KILL_AFTER
-        assert children, "the server had no delivery process"
+        assert children, "the server started no child process (a second receiver)"
         _wait_until_gone(children)
 
         process.start(("127.0.0.1", inbound))
@@ -134,11 +137,20 @@ def _children(process: MailwrightProcess) -> list[int]:
     return [int(child) for child in text.split()]
 
 
+def _receivers(process: MailwrightProcess) -> list[int]:
+    """The server's receiver children (not multiprocessing's resource tracker)."""
+    return [
+        pid
+        for pid in _children(process)
+        if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+
+
 def _wait_until_gone(pids: list[int], timeout: float = 10.0) -> None:
-    """The delivery process notices its parent died and exits by itself."""
+    """The child processes notice their parent died and exit by themselves."""
     deadline = time.monotonic() + timeout
     while any(Path(f"/proc/{pid}").exists() for pid in pids):
-        assert time.monotonic() < deadline, f"orphaned delivery process(es) {pids} still run"
+        assert time.monotonic() < deadline, f"orphaned child process(es) {pids} still run"
         time.sleep(0.05)
 
 
@@ -149,3 +161,33 @@ def _wait_for_numbers(sink: SmtpSink, wanted: set[int], timeout: float) -> set[i
         if wanted <= numbers or time.monotonic() > deadline:
             return numbers
         time.sleep(0.2)
+
+
+def test_kill_9_of_a_second_receiver_loses_nothing_it_acknowledged(tmp_path: Path) -> None:
+    """A receiver killed while it holds handed-over messages in memory: all are delivered."""
+    inbound = free_port()
+    with SmtpSink(tmp_path) as sink:
+        process = MailwrightProcess(tmp_path, _config(sink.port, inbound))
+        process.start(("127.0.0.1", inbound))
+        try:
+            injector = _Injector(inbound)
+            threads = [threading.Thread(target=injector.worker) for _ in range(SESSIONS)]
+            for thread in threads:
+                thread.start()
+            deadline = time.monotonic() + 60
+            while len(injector.acked) < KILL_AFTER and time.monotonic() < deadline:
+                time.sleep(0.01)
+            [child] = _receivers(process)
+            os.kill(child, signal.SIGKILL)  # the parent restarts it; injection goes on
+            for thread in threads:
+                thread.join(timeout=60)
+            acked = set(injector.acked)
+            delivered = _wait_for_numbers(sink, acked, timeout=60)
+            restarted = _receivers(process)
+        finally:
+            process.stop()
+
+    assert acked <= delivered, f"lost {len(acked - delivered)} acknowledged messages"
+    assert len(acked) >= KILL_AFTER
+    assert restarted, "the killed receiver was not restarted"
+    assert restarted != [child]
