@@ -1,0 +1,92 @@
+"""A message as DKIM, ARC and DMARC read it: raw header fields and the body.
+
+Authentication works on the octets that travelled, not on a parsed and
+re-serialised message: DKIM's "simple" canonicalisation hashes header
+fields exactly as received, folding included. So the header section is only
+split into fields here (RFC 5322 §2.2: a field is a line that does not begin
+with white space, plus the continuation lines that do), each kept with its
+original bytes and line ending; nothing is decoded or unfolded.
+
+A message without an empty line is all header. Lines are split at CRLF, and
+a bare LF is accepted as a line end too (messages read from files often have
+them); the raw bytes of each field keep whatever ending it had.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderField:
+    """One header field: its name as written and its raw octets, line ending included."""
+
+    name: str
+    raw: bytes
+
+    @property
+    def lower_name(self) -> str:
+        """The name in lower case (field names are case-insensitive)."""
+        return self.name.lower()
+
+    @property
+    def value(self) -> bytes:
+        """The octets after the colon, line ending and folding kept."""
+        return self.raw.split(b":", 1)[1] if b":" in self.raw else b""
+
+    @property
+    def unfolded(self) -> str:
+        """The value unfolded (RFC 5322 §2.2.3) and stripped, decoded as UTF-8."""
+        value = self.value.replace(b"\r\n", b"").replace(b"\n", b"")
+        return value.strip(b" \t").decode("utf-8", "replace")
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """The header fields in order, and the body octets after the empty line."""
+
+    headers: tuple[HeaderField, ...]
+    body: bytes
+
+    def fields(self, name: str) -> list[HeaderField]:
+        """Every field called ``name`` (any case), in order from the top."""
+        wanted = name.lower()
+        return [field for field in self.headers if field.lower_name == wanted]
+
+
+def parse_message(content: bytes) -> Message:
+    """Split ``content`` into header fields and body; never raises.
+
+    A line without a colon that is not a continuation is kept as a field
+    with an empty name, so that nothing of the header section is lost (and
+    DKIM can still refuse to verify what it cannot canonicalise).
+    """
+    headers: list[HeaderField] = []
+    current: list[bytes] = []
+    position = 0
+    length = len(content)
+    body = b""
+    while position < length:
+        end = content.find(b"\n", position)
+        line_end = length if end < 0 else end + 1
+        line = content[position:line_end]
+        if line in (b"\r\n", b"\n"):
+            body = content[line_end:]
+            break
+        if line[:1] in (b" ", b"\t") and current:
+            current.append(line)
+        else:
+            if current:
+                headers.append(_field(b"".join(current)))
+            current = [line]
+        position = line_end
+    if current:
+        headers.append(_field(b"".join(current)))
+    return Message(tuple(headers), body)
+
+
+def _field(raw: bytes) -> HeaderField:
+    name, colon, _ = raw.partition(b":")
+    if not colon:
+        return HeaderField("", raw)
+    return HeaderField(name.rstrip(b" \t").decode("ascii", "replace"), raw)
