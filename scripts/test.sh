@@ -46,8 +46,8 @@ if [ ! -x /usr/sbin/smtp-sink ] || [ ! -x /usr/sbin/smtp-source ]; then
 fi
 
 # -- checks -------------------------------------------------------------------------
-.venv/bin/ruff check src tests bench
-.venv/bin/ruff format --check src tests bench
+.venv/bin/ruff check src tests bench fuzz
+.venv/bin/ruff format --check src tests bench fuzz
 .venv/bin/mypy
 
 # pytest exits 5 when it collected no tests: that is a failure here, never a pass.

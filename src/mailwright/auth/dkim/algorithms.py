@@ -1,0 +1,108 @@
+"""Signing algorithms (RFC 6376 §3.3, RFC 8463, RFC 8301) and the one place that calls them.
+
+An a= value names a key type and a hash: ``rsa-sha256`` is RSASSA-PKCS1-v1_5
+over SHA-256 (RFC 6376 §3.3.1), ``ed25519-sha256`` is PureEdDSA Ed25519 over
+the SHA-256 digest of the same data (RFC 8463 §3). ``rsa-sha1`` is known so
+that it can be named in a result, but RFC 8301 §3.1 forbids both signing and
+verifying with it; nothing here will do either.
+
+Hashing is done by :mod:`hashlib` in the caller, once; the digest is handed
+to OpenSSL (through :mod:`cryptography`) as prehashed for RSA, and as the
+message for Ed25519, which is exactly what RFC 8463 signs.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
+PrivateKey = rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+PublicKey = rsa.RSAPublicKey | ed25519.Ed25519PublicKey
+
+
+class Algorithm(enum.Enum):
+    """A signing algorithm as a= names it."""
+
+    RSA_SHA256 = "rsa-sha256"
+    ED25519_SHA256 = "ed25519-sha256"
+    RSA_SHA1 = "rsa-sha1"
+
+    @classmethod
+    def from_text(cls, value: str) -> Algorithm | None:
+        """The algorithm called ``value`` (a= is case-sensitive), or None."""
+        try:
+            return cls(value)
+        except ValueError:
+            return None
+
+    @property
+    def key_type(self) -> str:
+        """The k= key type this algorithm needs: ``rsa`` or ``ed25519``."""
+        return self.value.partition("-")[0]
+
+    @property
+    def hash_name(self) -> str:
+        """The hash, as :mod:`hashlib` and key records' h= name it."""
+        return self.value.partition("-")[2]
+
+    @property
+    def usable(self) -> bool:
+        """False for rsa-sha1, which RFC 8301 §3.1 forbids signing or verifying with."""
+        return self is not Algorithm.RSA_SHA1
+
+    def new_hash(self) -> hashlib._Hash:
+        """A fresh hash object of this algorithm's hash."""
+        return hashlib.new(self.hash_name)
+
+
+def key_type_of(key: PrivateKey | PublicKey) -> str:
+    """``rsa`` or ``ed25519``: the k= value of a key."""
+    if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
+        return "rsa"
+    return "ed25519"
+
+
+def key_bits(key: PrivateKey | PublicKey) -> int:
+    """The size of the key: the RSA modulus length, 256 for Ed25519."""
+    if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
+        return key.key_size
+    return 256
+
+
+def sign_digest(key: PrivateKey, algorithm: Algorithm, digest: bytes) -> bytes:
+    """Sign the SHA-256 ``digest`` of the header hash input with ``key``.
+
+    Raises :class:`ValueError` when the key does not fit the algorithm or
+    the algorithm is rsa-sha1; a :class:`~.sign.Signer` checks both first.
+    """
+    if not algorithm.usable:
+        raise ValueError(f"{algorithm.value} must not be used to sign (RFC 8301 §3.1)")
+    if key_type_of(key) != algorithm.key_type:
+        raise ValueError(f"a {key_type_of(key)} key cannot sign {algorithm.value}")
+
+    if isinstance(key, rsa.RSAPrivateKey):
+        return key.sign(digest, padding.PKCS1v15(), Prehashed(hashes.SHA256()))
+    return key.sign(digest)
+
+
+def verify_digest(key: PublicKey, algorithm: Algorithm, digest: bytes, signature: bytes) -> bool:
+    """True when ``signature`` is ``key``'s signature of ``digest`` under ``algorithm``.
+
+    Never raises: a key of the wrong type, rsa-sha1, a signature of the wrong
+    length or one that does not verify are all False.
+    """
+    if not algorithm.usable or key_type_of(key) != algorithm.key_type:
+        return False
+    try:
+        if isinstance(key, rsa.RSAPublicKey):
+            key.verify(signature, digest, padding.PKCS1v15(), Prehashed(hashes.SHA256()))
+        else:
+            key.verify(signature, digest)
+    except (InvalidSignature, ValueError):
+        return False
+    return True

@@ -1,0 +1,232 @@
+"""Tests for mailwright.auth.dkim.canonical and .hashing: what a DKIM signature covers."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mailwright.auth.dkim.canonical import (
+    BodyCanonicalizer,
+    Canonicalization,
+    canonicalize_body,
+    canonicalize_header,
+    format_canonicalization,
+    parse_canonicalization,
+)
+from mailwright.auth.dkim.hashing import (
+    BodyHasher,
+    blank_signature,
+    body_digest,
+    header_hash_input,
+    select_headers,
+)
+from mailwright.auth.message import parse_message
+
+SIMPLE = Canonicalization.SIMPLE
+RELAXED = Canonicalization.RELAXED
+
+#: The example of RFC 6376 §3.4.5.
+RFC_HEADER = b"A: X\r\nB : Y\t\r\n\tZ  \r\n"
+RFC_BODY = b" C \r\nD \t E\r\n\r\n\r\n"
+
+
+def test_relaxed_headers_match_the_rfc_example() -> None:
+    """RFC 6376 §3.4.5: names lower-cased, folding undone, white space squeezed."""
+    fields = parse_message(RFC_HEADER + b"\r\n").headers
+
+    canonical = b"".join(canonicalize_header(field.raw, RELAXED) for field in fields)
+
+    assert canonical == b"a:X\r\nb:Y Z\r\n"
+
+
+def test_simple_headers_match_the_rfc_example() -> None:
+    """RFC 6376 §3.4.5: simple header canonicalisation changes nothing."""
+    fields = parse_message(RFC_HEADER + b"\r\n").headers
+
+    canonical = b"".join(canonicalize_header(field.raw, SIMPLE) for field in fields)
+
+    assert canonical == RFC_HEADER
+
+
+def test_relaxed_body_matches_the_rfc_example() -> None:
+    """RFC 6376 §3.4.5: line-end white space gone, runs squeezed, trailing empty lines gone."""
+    assert canonicalize_body(RFC_BODY, RELAXED) == b" C\r\nD E\r\n"
+
+
+def test_simple_body_matches_the_rfc_example() -> None:
+    """RFC 6376 §3.4.5: simple body canonicalisation drops only the empty lines at the end."""
+    assert canonicalize_body(RFC_BODY, SIMPLE) == b" C \r\nD \t E\r\n"
+
+
+@pytest.mark.parametrize(
+    ("method", "expected"),
+    [(SIMPLE, b"\r\n"), (RELAXED, b"")],
+)
+def test_an_empty_body_is_one_crlf_in_simple_and_nothing_in_relaxed(
+    method: Canonicalization, expected: bytes
+) -> None:
+    """RFC 6376 §3.4.3 and §3.4.4 differ for the empty body."""
+    assert canonicalize_body(b"", method) == expected
+    assert canonicalize_body(b"\r\n\r\n", method) == expected
+
+
+@pytest.mark.parametrize("method", list(Canonicalization))
+def test_a_last_line_without_line_end_gets_one(method: Canonicalization) -> None:
+    """A body not ending in CRLF is completed with one."""
+    assert canonicalize_body(b"text", method) == b"text\r\n"
+
+
+def test_relaxed_body_drops_white_space_only_lines_at_the_end() -> None:
+    """Lines holding only white space become empty, and empty lines at the end go."""
+    assert canonicalize_body(b"a\r\n \t\r\n  \r\n", RELAXED) == b"a\r\n"
+
+
+def test_empty_lines_inside_the_body_are_kept() -> None:
+    """Only empty lines at the end are dropped; those between lines of text stay."""
+    assert canonicalize_body(b"a\r\n\r\n\r\nb\r\n", SIMPLE) == b"a\r\n\r\n\r\nb\r\n"
+
+
+def test_bare_lf_counts_as_a_line_end() -> None:
+    """Messages read from files end lines with LF; they hash as CRLF."""
+    assert canonicalize_body(b"a\nb\n\n", SIMPLE) == b"a\r\nb\r\n"
+    assert canonicalize_header(b"Subject: x\n y\n", SIMPLE) == b"Subject: x\r\n y\r\n"
+
+
+def test_a_bare_cr_is_content() -> None:
+    """A CR not followed by LF is not a line end and is kept."""
+    assert canonicalize_body(b"a\rb\r\n", RELAXED) == b"a\rb\r\n"
+
+
+def test_relaxed_header_strips_white_space_around_the_colon() -> None:
+    """White space before and after the colon goes, the name is lower-cased."""
+    assert canonicalize_header(b"SubJect \t:  hello   world \r\n", RELAXED) == (
+        b"subject:hello world\r\n"
+    )
+
+
+def test_a_field_without_line_end_gets_one() -> None:
+    """The last field of a message without body may lack CRLF; canonical forms end with one."""
+    assert canonicalize_header(b"To: x", SIMPLE) == b"To: x\r\n"
+    assert canonicalize_header(b"To: x", RELAXED) == b"to:x\r\n"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("simple", (SIMPLE, SIMPLE)),
+        ("relaxed", (RELAXED, SIMPLE)),
+        ("relaxed/relaxed", (RELAXED, RELAXED)),
+        ("simple/relaxed", (SIMPLE, RELAXED)),
+        ("relaxed/", None),
+        ("Relaxed", None),
+        ("nowsp", None),
+        ("simple/simple/simple", None),
+    ],
+)
+def test_c_values_name_header_and_body_algorithms(
+    value: str, expected: tuple[Canonicalization, Canonicalization] | None
+) -> None:
+    """c= defaults the body to simple; unknown or malformed names give None."""
+    assert parse_canonicalization(value) == expected
+
+
+def test_c_values_are_written_header_first() -> None:
+    """format_canonicalization writes header/body."""
+    assert format_canonicalization(RELAXED, SIMPLE) == "relaxed/simple"
+
+
+def test_headers_are_picked_from_the_bottom_and_missing_ones_count_for_nothing() -> None:
+    """RFC 6376 §5.4.2: each listed name takes the last unused instance."""
+    message = parse_message(b"Received: 1\r\nTo: t\r\nReceived: 2\r\n\r\n")
+
+    chosen = select_headers(message.headers, ["received", "RECEIVED", "received", "cc"])
+
+    assert [field.raw for field in chosen] == [b"Received: 2\r\n", b"Received: 1\r\n"]
+
+
+def test_the_field_being_verified_is_not_a_candidate() -> None:
+    """A signature that lists dkim-signature does not pick itself."""
+    message = parse_message(b"DKIM-Signature: new\r\nDKIM-Signature: old\r\n\r\n")
+    new, old = message.headers
+
+    chosen = select_headers(message.headers, ["dkim-signature", "dkim-signature"], skip=new)
+
+    assert chosen == [old]
+
+
+def test_blanking_removes_the_b_value_and_its_folding() -> None:
+    """RFC 6376 §3.7: the b= value and all white space around it are deleted."""
+    raw = b"DKIM-Signature: v=1; bh=abc;\r\n b=dead\r\n beef ; x=1\r\n"
+
+    assert blank_signature(raw) == b"DKIM-Signature: v=1; bh=abc;\r\n b=; x=1"
+
+
+def test_blanking_gives_none_without_a_b_tag() -> None:
+    """A field that is not a tag list with b= cannot be blanked."""
+    assert blank_signature(b"DKIM-Signature: v=1; bh=abc\r\n") is None
+    assert blank_signature(b"DKIM-Signature: v=1;; b=x\r\n") is None
+    assert blank_signature(b"no colon") is None
+
+
+def test_the_signature_field_is_hashed_last_and_without_crlf() -> None:
+    """RFC 6376 §3.7: signed fields with CRLF, then the blanked signature field without."""
+    message = parse_message(b"From: a\r\nTo: b\r\n\r\n")
+
+    data = header_hash_input(message.headers, b"DKIM-Signature: b=", RELAXED)
+
+    assert data == b"from:a\r\nto:b\r\ndkim-signature:b="
+
+
+def test_l_limits_the_hashed_octets_but_not_the_reported_length() -> None:
+    """body_digest hashes l= octets and reports the whole canonical length."""
+    digest, length = body_digest(b"hello\r\nworld\r\n", SIMPLE, limit=5)
+
+    assert digest == hashlib.sha256(b"hello").digest()
+    assert length == 14
+
+
+bodies = st.lists(
+    st.sampled_from([b"a", b" ", b"\t", b"\r\n", b"\n", b"\r", b".", b"\xe9", b"  x  "]),
+    max_size=40,
+).map(b"".join)
+
+
+@given(bodies, st.lists(st.integers(min_value=0, max_value=60), max_size=6))
+def test_feeding_in_pieces_gives_the_one_shot_result(body: bytes, cuts: list[int]) -> None:
+    """The incremental canonicaliser's output does not depend on where the body is cut."""
+    for method in Canonicalization:
+        canonicalizer = BodyCanonicalizer(method)
+        edges = sorted({0, len(body), *(cut for cut in cuts if cut < len(body))})
+
+        pieces = [canonicalizer.feed(body[a:b]) for a, b in itertools.pairwise(edges)]
+        pieces.append(canonicalizer.finish())
+
+        assert b"".join(pieces) == canonicalize_body(body, method)
+
+
+@given(bodies, st.integers(min_value=1, max_value=7), st.none() | st.integers(0, 50))
+def test_the_streaming_hasher_agrees_with_body_digest(
+    body: bytes, step: int, limit: int | None
+) -> None:
+    """BodyHasher fed piece by piece gives body_digest's hash and length."""
+    for method in Canonicalization:
+        hasher = BodyHasher(method, limit=limit)
+
+        for start in range(0, len(body), step):
+            hasher.update(body[start : start + step])
+
+        assert (hasher.digest(), hasher.length) == body_digest(body, method, limit=limit)
+
+
+@given(bodies)
+def test_canonical_bodies_are_fixed_points(body: bytes) -> None:
+    """Canonicalising a canonical body changes nothing (except relaxed's empty form)."""
+    for method in Canonicalization:
+        once = canonicalize_body(body, method)
+
+        assert canonicalize_body(once, method) == once
+        assert once == b"" or once.endswith(b"\r\n")
