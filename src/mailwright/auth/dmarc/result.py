@@ -1,0 +1,96 @@
+"""The outcome of a DMARC evaluation, as one frozen value (RFC 9989 §5.3, RFC 8601).
+
+A :class:`DmarcResult` holds what the SMTP door needs to act (the result
+word, the disposition), what an Authentication-Results field says
+(:meth:`DmarcResult.to_method_result`), and what a row of an aggregate
+report needs (RFC 9990): the Author Domain, the policy domain and its
+published record, the SPF and DKIM inputs and which of them aligned. It is
+built by :mod:`.evaluate` and never changed afterwards.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from mailwright.auth.authres import MethodResult, Property
+from mailwright.auth.dmarc.alignment import DkimCheck, SpfCheck
+from mailwright.auth.dmarc.record import Policy, Record
+
+# TODO: aggregate reports (RFC 9990), failure reports, the check that an external
+# report destination agreed to receive them, and enforcement at the SMTP door (RFC
+# 9989 §5.4 and §7.4: no rejection on p=reject alone, local overrides and their
+# report reasons) are not built yet; a DmarcResult carries what each of them needs.
+
+
+class Result(enum.StrEnum):
+    """The DMARC result words, as RFC 9989 §9.2 registers them for RFC 8601 fields."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    NONE = "none"
+    TEMPERROR = "temperror"
+    PERMERROR = "permerror"
+
+
+@dataclass(frozen=True, slots=True)
+class DmarcResult:
+    """What DMARC concluded for one message (or one of its Author Domains).
+
+    * ``result``: pass, fail, none, temperror or permerror;
+    * ``reason``: a sentence for people and logs, naming the DNS names and
+      tags involved;
+    * ``author_domain``: the RFC5322.From domain (A-labels), None when the
+      message has none;
+    * ``policy_domain``: where the applied record was found (§3.2.5);
+    * ``organizational_domain``: the Author Domain's Organizational Domain
+      (§4.10.2) when the evaluation determined it, else None;
+    * ``record``: the applied DMARC Policy Record as published;
+    * ``policy`` and ``policy_tag``: the requested policy and the tag it came
+      from (``p``, ``sp`` or ``np``, §4.10.1); None when no record applies
+      or the choice could not be made;
+    * ``disposition``: the policy to apply after test mode and legacy
+      sampling, ``none`` unless the result is fail (the ``policy.dmarc``
+      property of RFC 9989 §9.1);
+    * ``test_mode``: the record asked for test mode (``t=y`` or ``pct=0``);
+    * ``sampled``: for a legacy ``pct`` between 1 and 99, whether the draw
+      applied the policy; None when no sampling took place;
+    * ``spf_aligned``, ``dkim_aligned`` and ``aligned_dkim_domains``: which
+      authenticated identifiers aligned;
+    * ``spf`` and ``dkim``: the inputs, kept for reports;
+    * ``queried``: the DNS names asked, in order;
+    * ``authors``: with several Author Domains, each one's result (this
+      value is then the one that decided, RFC 9989 §11.5).
+    """
+
+    result: Result
+    reason: str
+    author_domain: str | None = None
+    policy_domain: str | None = None
+    organizational_domain: str | None = None
+    record: Record | None = None
+    policy: Policy | None = None
+    policy_tag: str | None = None
+    disposition: Policy = Policy.NONE
+    test_mode: bool = False
+    sampled: bool | None = None
+    spf_aligned: bool = False
+    dkim_aligned: bool = False
+    aligned_dkim_domains: tuple[str, ...] = ()
+    spf: SpfCheck | None = None
+    dkim: tuple[DkimCheck, ...] = ()
+    queried: tuple[str, ...] = ()
+    authors: tuple[DmarcResult, ...] = ()
+
+    def to_method_result(self) -> MethodResult:
+        """The ``dmarc=`` entry of an Authentication-Results field (RFC 8601 §2.7.1).
+
+        ``header.from`` names the Author Domain; ``policy.dmarc`` the
+        disposition when a record applied (RFC 9989 §9.1).
+        """
+        properties: list[Property] = []
+        if self.author_domain is not None:
+            properties.append(Property("header", "from", self.author_domain))
+        if self.result in (Result.PASS, Result.FAIL):
+            properties.append(Property("policy", "dmarc", self.disposition.value))
+        return MethodResult("dmarc", self.result.value, tuple(properties))
