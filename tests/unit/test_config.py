@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -576,3 +577,92 @@ class TestExtending:
             _WithDkim, tomllib.loads(text.replace("selctor", "selector")), context
         )
         assert good.dkim.sign == (_SignKey("a.test"), _SignKey("b.test", "s"))
+
+
+def _write_key(path: Path, kind: str, bits: int = 2048) -> Path:
+    """A private key file of ``kind`` (rsa of ``bits``, or ed25519), PKCS#8 PEM."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+    key = (
+        rsa.generate_private_key(public_exponent=65537, key_size=bits)
+        if kind == "rsa"
+        else ed25519.Ed25519PrivateKey.generate()
+    )
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return path
+
+
+class TestDkim:
+    """``[dkim]``: keys are checked when the file is loaded."""
+
+    def test_two_entries_for_a_domain_load(self, tmp_path: Path) -> None:
+        """An RSA and an Ed25519 entry load; the default internal hosts are loopback."""
+        _write_key(tmp_path / "rsa.key", "rsa")
+        _write_key(tmp_path / "ed.key", "ed25519")
+        text = SAMPLE + (
+            '[[dkim.sign]]\ndomain = "Example.test"\nselector = "s2026"\nkey = "rsa.key"\n'
+            '[[dkim.sign]]\ndomain = "example.test"\nselector = "e2026"\nkey = "ed.key"\n'
+            'algorithm = "ed25519"\nexpire = "7d"\n'
+        )
+
+        config = load_text(tmp_path, text)
+
+        rsa_entry, ed_entry = config.dkim.sign
+        assert (rsa_entry.domain, rsa_entry.selector, rsa_entry.algorithm) == (
+            "example.test",
+            "s2026",
+            "rsa",
+        )
+        assert rsa_entry.key == tmp_path / "rsa.key"
+        assert (ed_entry.algorithm, ed_entry.expire) == ("ed25519", 7 * 86400.0)
+        assert config.dkim.internal_hosts == ("127.0.0.0/8", "::1/128")
+
+    def test_a_missing_key_file_names_its_entry(self, tmp_path: Path) -> None:
+        """A key that cannot be read is dkim.sign[0].key on its line."""
+        text = SAMPLE + '[[dkim.sign]]\ndomain = "example.test"\nselector = "s"\nkey = "no.key"\n'
+
+        error = error_of(tmp_path, text)
+
+        assert (error.line, error.key) == (19, "dkim.sign[0].key")
+        assert "cannot read the key" in error.detail
+
+    def test_a_key_of_the_wrong_type_names_the_algorithm(self, tmp_path: Path) -> None:
+        """An Ed25519 key under algorithm = "rsa" is refused on the algorithm key."""
+        _write_key(tmp_path / "ed.key", "ed25519")
+        text = SAMPLE + '[[dkim.sign]]\ndomain = "example.test"\nselector = "s"\nkey = "ed.key"\n'
+
+        error = error_of(tmp_path, text)
+
+        assert error.key == "dkim.sign[0].algorithm"
+        assert "ed25519 key, not rsa" in error.detail
+
+    def test_a_short_rsa_key_is_refused(self, tmp_path: Path) -> None:
+        """RSA under 1024 bits is refused at load time (RFC 8301 §3.2)."""
+        # cryptography will not make such a key; OpenSSL's command line still does.
+        made = subprocess.run(
+            ["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:768"],
+            capture_output=True,
+            check=True,
+        )
+        (tmp_path / "short.key").write_bytes(made.stdout)
+        text = SAMPLE + (
+            '[[dkim.sign]]\ndomain = "example.test"\nselector = "s"\nkey = "short.key"\n'
+        )
+
+        error = error_of(tmp_path, text)
+
+        assert error.key == "dkim.sign[0].key"
+        assert "1024" in error.detail
+
+    def test_a_bad_internal_network_is_named(self, tmp_path: Path) -> None:
+        """internal_hosts entries must be networks."""
+        error = error_of(tmp_path, SAMPLE + '[dkim]\ninternal_hosts = ["10.0.0.0/33"]\n')
+
+        assert error.key == "dkim.internal_hosts[0]"

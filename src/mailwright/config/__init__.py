@@ -9,6 +9,8 @@ from mailwright.config._load import DEFAULT_CONFIG_NAME, load_config
 from mailwright.config._model import (
     Config,
     DeliveryConfig,
+    DkimConfig,
+    DkimSignConfig,
     DnsConfig,
     DomainsConfig,
     LimitsConfig,
@@ -29,6 +31,8 @@ __all__ = [
     "DEFAULT_CONFIG_NAME",
     "Config",
     "DeliveryConfig",
+    "DkimConfig",
+    "DkimSignConfig",
     "DnsConfig",
     "DomainsConfig",
     "HostPort",

@@ -8,6 +8,7 @@ module it configures) and add one field to :class:`Config`.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 from collections.abc import Mapping
@@ -19,6 +20,7 @@ from mailwright.config._convert import WithBaseDir
 from mailwright.config._values import (
     HostPort,
     InvalidValue,
+    is_domain,
     parse_domain,
     parse_domains,
     parse_duration,
@@ -29,6 +31,7 @@ from mailwright.config._values import (
 from mailwright.errors import ConfigError
 
 if TYPE_CHECKING:
+    from mailwright.auth.dkim import Signer
     from mailwright.routes import RouteTable
 
 KIB = 1 << 10
@@ -260,6 +263,86 @@ class QueueConfig:
             )
 
 
+def _selector(value: object) -> str:
+    if not isinstance(value, str) or not is_domain(value) or value.endswith("."):
+        raise InvalidValue(f"expected a DKIM selector (DNS labels), got {value!r}")
+    return value.lower()
+
+
+def _network(value: object) -> str:
+    if not isinstance(value, str):
+        raise InvalidValue(f"expected a network such as 192.0.2.0/24, got {value!r}")
+    try:
+        return str(ipaddress.ip_network(value, strict=False))
+    except ValueError as exc:
+        raise InvalidValue(f"{value!r} is not an IP network: {exc}") from None
+
+
+@dataclass(frozen=True)
+class DkimSignConfig:
+    """``[[dkim.sign]]``: one key that signs outgoing mail whose From is in ``domain``.
+
+    The key file is read when the configuration is loaded, so a missing,
+    unreadable or unsuitable key (RSA under 1024 bits, a type other than the
+    algorithm's) stops start-up naming this entry. The key never appears in
+    logs or errors.
+    """
+
+    domain: Annotated[str, parse_domain]
+    selector: Annotated[str, _selector]
+    key: Path
+    algorithm: Literal["rsa", "ed25519"] = "rsa"
+    expire: Annotated[float | None, _optional_duration] = None  # sets x= when given
+
+    def __post_init__(self) -> None:
+        from mailwright.auth.dkim import SignerConfigError, load_private_key
+        from mailwright.auth.dkim.algorithms import key_type_of
+
+        try:
+            data = self.key.read_bytes()
+        except OSError as exc:
+            message = f"cannot read the key {str(self.key)!r}: {exc.strerror}"
+            raise InvalidValue(message, key="key") from None
+        try:
+            loaded = load_private_key(data)
+        except SignerConfigError as exc:
+            raise InvalidValue(f"{str(self.key)!r}: {exc}", key="key") from None
+        kind = key_type_of(loaded)
+        if kind != self.algorithm:
+            raise InvalidValue(
+                f"{str(self.key)!r} holds an {kind} key, not {self.algorithm}", key="algorithm"
+            )
+        try:  # what the server will build: catches short RSA keys and odd names now
+            self.signer()
+        except SignerConfigError as exc:
+            raise InvalidValue(str(exc), key="key") from None
+
+    def signer(self) -> Signer:
+        """A :class:`~mailwright.auth.dkim.Signer` for this entry (reads the key file)."""
+        from mailwright.auth.dkim import Signer
+
+        return Signer(
+            domain=self.domain,
+            selector=self.selector,
+            key=self.key.read_bytes(),
+            expire_after=self.expire,
+        )
+
+
+@dataclass(frozen=True)
+class DkimConfig:
+    """``[dkim]``: outbound signing.
+
+    Mail is signed when it was accepted from an authenticated client or from
+    ``internal_hosts`` (the machines that send through us, as OpenDKIM's
+    InternalHosts), and its From domain (or a parent of it) has entries in
+    ``sign``; two entries for one domain sign twice (RSA and Ed25519).
+    """
+
+    sign: tuple[DkimSignConfig, ...] = ()
+    internal_hosts: tuple[Annotated[str, _network], ...] = ("127.0.0.0/8", "::1/128")
+
+
 @dataclass(frozen=True)
 class DeliveryConfig:
     """``[delivery]``: how outgoing connections are made.
@@ -342,6 +425,7 @@ class Config:
     routes: Annotated[dict[str, str], WithBaseDir(_routes)] = field(default_factory=dict)
     queue: QueueConfig = field(default_factory=QueueConfig)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    dkim: DkimConfig = field(default_factory=DkimConfig)
     source: Path | None = field(default=None, metadata={"toml": False})
     # Where each key was written (line numbers), to name it in start-up errors.
     locations: Mapping[tuple[str | int, ...], int] = field(

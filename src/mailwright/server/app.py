@@ -6,7 +6,8 @@ agent and the control socket through which CLI commands reach the running
 server. :func:`serve` runs it until SIGTERM or SIGINT, then stops it in the
 reverse order: listeners first (no new mail), then delivery (current messages
 finish), then the spool (claims are released, so nothing waits for a lease).
-SIGHUP reopens the event log (for logrotate).
+SIGHUP reopens the event log (for logrotate) and reloads the DKIM keys
+(``[[dkim.sign]]``), in every process.
 """
 
 from __future__ import annotations
@@ -21,14 +22,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mailwright.config import Config, ListenerConfig
+from mailwright.auth.dkim import DkimError
+from mailwright.config import Config, ListenerConfig, load_config
 from mailwright.control import ControlServer
 from mailwright.delivery.agent import AgentSettings, DeliveryAgent
 from mailwright.delivery.nexthop import ConnectSettings
 from mailwright.delivery.outcomes import OutcomePolicy
 from mailwright.delivery.smtp import ClientTimeouts
 from mailwright.dns.resolver import make_resolver
-from mailwright.errors import SpoolError
+from mailwright.errors import ConfigError, SpoolError
 from mailwright.events import EventLog
 from mailwright.queue.retry import RetrySchedule
 from mailwright.queue_admin import SpoolQueueAdmin
@@ -36,6 +38,7 @@ from mailwright.routes import RouteTable, normalize_domain
 from mailwright.server.listener import SmtpListener
 from mailwright.server.mta import MtaHandler
 from mailwright.server.processes import ChildRole, ChildSupervisor
+from mailwright.server.signing import OutboundSigning
 from mailwright.smtp.server_settings import SessionSettings
 from mailwright.spool import Spool
 from mailwright.users import UserStore
@@ -79,6 +82,7 @@ class Application:
                 f"cannot open the event log {server.events_log}: {_why(exc)}",
             ) from exc
         self.users = UserStore(server.users_file)
+        self.signing = OutboundSigning(config.dkim)
         self.routes = RouteTable(_routes_with_local_defaults(config))
         self.resolver = make_resolver(
             [str(ns) for ns in config.dns.nameservers] or None, timeout=config.dns.timeout
@@ -139,6 +143,7 @@ class Application:
             accepted_domains=accepted,
             # Delivering in this process too: stored messages leave from memory.
             delivery=self.agent if self.deliver else None,
+            signing=self.signing,
         )
         settings = SessionSettings(
             hostname=self.config.server.hostname,
@@ -218,6 +223,22 @@ class Application:
         await self.spool.close()
         self.events.close()
         logger.info("server.stopped")
+
+    def reload(self) -> None:
+        """SIGHUP: reopen the event log, reload the DKIM keys from the configuration file.
+
+        A configuration that no longer loads, or a key that does not, is
+        logged and the keys in use stay as they were.
+        """
+        self.events.reopen()
+        source = self.config.source
+        if source is None:
+            return
+        try:
+            fresh = load_config(source)
+            self.signing.reload(fresh.dkim)
+        except (ConfigError, DkimError) as exc:
+            logger.error("server.reload_failed error=%s", exc)
 
 
 class _RunningQueueAdmin(SpoolQueueAdmin):
@@ -302,14 +323,19 @@ async def serve(config: Config) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, app.events.reopen)
-
     await app.start()
     children = [ChildSupervisor(config, "receiver") for _ in range(config.server.receivers - 1)]
     if split:
         children.append(ChildSupervisor(config, "delivery"))
     for child in children:
         child.start()
+
+    def reload() -> None:
+        app.reload()
+        for child in children:
+            child.signal(signal.SIGHUP)
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
     try:
         await stop.wait()
     finally:
@@ -333,7 +359,7 @@ async def serve_child(config: Config, role: ChildRole, parent: int) -> None:
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, lambda: None)  # the parent decides
-    loop.add_signal_handler(signal.SIGHUP, app.events.reopen)
+    loop.add_signal_handler(signal.SIGHUP, app.reload)
     await app.start()
     watch = asyncio.create_task(_watch_parent(parent, stop))
     try:

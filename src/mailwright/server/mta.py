@@ -30,6 +30,7 @@ from mailwright.events import EventLog
 from mailwright.headers import message_id
 from mailwright.routes import normalize_domain
 from mailwright.server.handler import ConnectionInfo
+from mailwright.server.signing import OutboundSigning
 from mailwright.smtp import replies
 from mailwright.smtp.replies import Reply
 from mailwright.smtp.server_events import AuthAttempt, Hello, MailFrom, MessageReceived, RcptTo
@@ -73,6 +74,7 @@ class MtaHandler:
         users: UserStore,
         accepted_domains: frozenset[str],
         delivery: HandOver | None = None,
+        signing: OutboundSigning | None = None,
     ) -> None:
         self.role = role
         self.hostname = hostname
@@ -81,6 +83,7 @@ class MtaHandler:
         self.users = users
         self.accepted_domains = accepted_domains
         self.delivery = delivery
+        self.signing = signing
 
     async def on_connect(self, info: ConnectionInfo) -> Reply | None:
         """Every client may connect; limits are the listener's."""
@@ -151,12 +154,16 @@ class MtaHandler:
     async def inject(self, envelope: Envelope, content: bytes, *, session: str = "") -> Reply:
         """Store a message for delivery and say so; the entry point for every source.
 
-        With a delivery agent in this process that has room, the message is
-        stored with its recipients claimed and handed over from memory: it
-        leaves without being read back from disk or waiting for a claim.
+        Mail sent on someone's behalf is DKIM-signed first (see
+        :mod:`mailwright.server.signing`). With a delivery agent in this
+        process that has room, the message is stored with its recipients
+        claimed and handed over from memory: it leaves without being read
+        back from disk or waiting for a claim.
         """
         if envelope.message_id is None:
             envelope.message_id = message_id(content)
+        if self.signing is not None and self.signing.enabled:
+            content = self.signing.signatures(envelope, content) + content
         try:
             queue_id = await self._store(envelope, content)
         except SpoolFullError:

@@ -99,6 +99,13 @@ class ChildSupervisor:
                 self.restarts += 1
                 self._spawn()
 
+    def signal(self, signum: int) -> None:
+        """Pass a signal on to the child (SIGHUP: reload), if it runs."""
+        process = self._process
+        if process is not None and process.pid is not None and process.is_alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signum)
+
     async def stop(self, grace: float = 15.0) -> None:
         """Ask the child to finish (SIGTERM), kill it after ``grace`` seconds."""
         self._stopping = True
