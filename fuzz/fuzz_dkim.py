@@ -1,6 +1,6 @@
 """Fuzz target for DKIM: tag lists, signatures, key records, canonicalisation, verification.
 
-Run it with atheris (not a dependency; ``pip install atheris``)::
+Run it with atheris (not a dependency; ``pip install atheris``; see ``_harness.py``)::
 
     python fuzz/fuzz_dkim.py -max_total_time=600
 
@@ -15,8 +15,7 @@ Hypothesis, so the target runs in CI without atheris.
 
 from __future__ import annotations
 
-import importlib
-import sys
+from _harness import run
 
 from mailwright.auth.dkim.canonical import (
     BodyCanonicalizer,
@@ -63,14 +62,5 @@ def check(data: bytes) -> None:
         assert result.reason
 
 
-def main(argv: list[str]) -> None:
-    """Run the target under atheris (imported here, so this file imports without it)."""
-    atheris = importlib.import_module("atheris")  # optional: only fuzzing runs need it
-
-    atheris.instrument_all()
-    atheris.Setup(argv, check)
-    atheris.Fuzz()
-
-
 if __name__ == "__main__":
-    main(sys.argv)
+    run(check)

@@ -1,6 +1,6 @@
 """Fuzz target for DMARC: policy records, From field values, and evaluation over both.
 
-Run it with atheris (not a dependency; ``pip install atheris``)::
+Run it with atheris (not a dependency; ``pip install atheris``; see ``_harness.py``)::
 
     python fuzz/fuzz_dmarc.py -max_total_time=600
 
@@ -18,8 +18,8 @@ so the target runs in CI without atheris.
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import sys
+
+from _harness import run
 
 from mailwright.auth.authres import RESULT_WORDS
 from mailwright.auth.dmarc import Policy, Record, Result, author_domains, evaluate, parse_record
@@ -54,14 +54,5 @@ def check(data: bytes) -> None:
         assert result.result is Result.FAIL
 
 
-def main(argv: list[str]) -> None:
-    """Run the target under atheris (imported here, so this file imports without it)."""
-    atheris = importlib.import_module("atheris")  # optional: only fuzzing runs need it
-
-    atheris.instrument_all()
-    atheris.Setup(argv, check)
-    atheris.Fuzz()
-
-
 if __name__ == "__main__":
-    main(sys.argv)
+    run(check)

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+# -- DNS: a real authoritative server on loopback (tests/dnsserver.py) ------------------
+from tests.dnsserver import dns_server  # noqa: F401  (re-exported as a fixture)
+
 # -- the mailwright command ------------------------------------------------------
 
 #: The installed console script, next to the interpreter running the tests.

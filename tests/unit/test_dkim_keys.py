@@ -22,10 +22,13 @@ from mailwright.auth.dkim.errors import KeyLoadError
 from mailwright.auth.dkim.keyrecord import KeyRecord, parse_key_record
 from mailwright.auth.dkim.keys import (
     format_key_record,
+    generate_private_key,
     load_private_key,
     load_public_key,
+    private_key_pem,
     public_key_octets,
 )
+from mailwright.auth.dkim.sign import Signer
 
 DKIMPY_DATA = Path(__file__).resolve().parents[2].parent / "shared/vectors/dkim/dkimpy-data"
 DIGEST = hashlib.sha256(b"header hash input").digest()
@@ -235,3 +238,22 @@ class TestAlgorithms:
         """Key sizes as results report them."""
         assert key_bits(rsa_key(1024).public_key()) == 1024
         assert key_bits(ed25519.Ed25519PrivateKey.generate()) == 256
+
+
+# -- key generation (dkim keygen) --------------------------------------------------------
+
+
+def test_generated_keys_round_trip_through_pem_and_sign() -> None:
+    for key_type, bits in (("rsa", 1024), ("ed25519", 256)):
+        key = generate_private_key(key_type, bits)
+        pem = private_key_pem(key)
+        assert pem.startswith(b"-----BEGIN PRIVATE KEY-----")
+        loaded = load_private_key(pem)
+        assert key_bits(loaded) == bits
+        Signer(domain="example.com", selector="s", key=loaded)
+
+
+@pytest.mark.parametrize(("key_type", "bits"), [("rsa", 512), ("rsa", 2047), ("dsa", 2048)])
+def test_generation_refuses_what_rfc_8301_or_dkim_forbids(key_type: str, bits: int) -> None:
+    with pytest.raises(KeyLoadError):
+        generate_private_key(key_type, bits)

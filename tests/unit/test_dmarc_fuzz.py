@@ -2,27 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.fuzzing import load_target
 
-TARGET = Path(__file__).resolve().parents[2] / "fuzz" / "fuzz_dmarc.py"
-
-
-def load_target() -> ModuleType:
-    """Import fuzz/fuzz_dmarc.py by path (fuzz/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("fuzz_dmarc", TARGET)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-FUZZ = load_target()
+FUZZ = load_target("fuzz_dmarc")
 
 #: Pieces of records and From fields, so that inputs reach past the first check.
 pieces = st.lists(
@@ -66,7 +50,7 @@ pieces = st.lists(
 def test_the_target_imports_without_atheris() -> None:
     """The module loads and exposes its target even where atheris is not installed."""
     assert callable(FUZZ.check)
-    assert callable(FUZZ.main)
+    assert callable(FUZZ.run)
 
 
 @settings(max_examples=300, deadline=None)

@@ -33,21 +33,30 @@ from mailwright.auth.dkim.hashing import (
     select_headers,
 )
 from mailwright.auth.dkim.keyrecord import KeyRecord, parse_key_record
-from mailwright.auth.dkim.keys import format_key_record, load_private_key, load_public_key
+from mailwright.auth.dkim.keys import (
+    DEFAULT_RSA_BITS,
+    format_key_record,
+    generate_private_key,
+    load_private_key,
+    load_public_key,
+    private_key_pem,
+)
 from mailwright.auth.dkim.result import DkimResult, Outcome
 from mailwright.auth.dkim.sign import DEFAULT_HEADERS, Signer
 from mailwright.auth.dkim.signature import Signature, parse_signature
 from mailwright.auth.dkim.tags import Malformed, Tag, TagList, format_tag_list, parse_tag_list
-from mailwright.auth.dkim.verify import verify, verify_message
+from mailwright.auth.dkim.verify import KeyCheck, check_key, verify, verify_message
 
 __all__ = [
     "DEFAULT_HEADERS",
+    "DEFAULT_RSA_BITS",
     "Algorithm",
     "BodyCanonicalizer",
     "BodyHasher",
     "Canonicalization",
     "DkimError",
     "DkimResult",
+    "KeyCheck",
     "KeyLoadError",
     "KeyRecord",
     "Malformed",
@@ -63,8 +72,10 @@ __all__ = [
     "body_digest",
     "canonicalize_body",
     "canonicalize_header",
+    "check_key",
     "format_key_record",
     "format_tag_list",
+    "generate_private_key",
     "header_digest",
     "header_hash_input",
     "load_private_key",
@@ -73,6 +84,7 @@ __all__ = [
     "parse_key_record",
     "parse_signature",
     "parse_tag_list",
+    "private_key_pem",
     "select_headers",
     "verify",
     "verify_message",

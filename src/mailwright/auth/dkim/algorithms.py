@@ -106,3 +106,36 @@ def verify_digest(key: PublicKey, algorithm: Algorithm, digest: bytes, signature
     except (InvalidSignature, ValueError):
         return False
     return True
+
+
+def signing_algorithm(
+    key: object, wanted: Algorithm | str | None, min_rsa_bits: int, verb: str = "sign"
+) -> Algorithm | str:
+    """The algorithm to sign with ``key``, or why it cannot be used (DKIM and ARC alike).
+
+    ``wanted`` None means the key's own (rsa-sha256 or ed25519-sha256). The
+    answer is a problem text for: a key that is neither RSA nor Ed25519, an
+    unknown name, rsa-sha1 (RFC 8301 §3.1), a key of the other type, or an
+    RSA key under ``min_rsa_bits`` (RFC 8301 §3.2). ``verb`` ("sign",
+    "seal") goes into the text; the caller raises its own error with it.
+    """
+    if not isinstance(key, rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey):
+        return f"{type(key).__name__} keys cannot {verb} (RSA or Ed25519 only)"
+    kind = key_type_of(key)
+    if wanted is None:
+        algorithm: Algorithm | None = (
+            Algorithm.RSA_SHA256 if kind == "rsa" else Algorithm.ED25519_SHA256
+        )
+    else:
+        algorithm = wanted if isinstance(wanted, Algorithm) else Algorithm.from_text(wanted)
+    if algorithm is None:
+        return f"unknown signing algorithm {wanted!r}"
+
+    if not algorithm.usable:
+        return f"{algorithm.value} must not be used to {verb} (RFC 8301 §3.1)"
+    if algorithm.key_type != kind:
+        return f"a {kind} key cannot {verb} {algorithm.value}"
+    bits = key_bits(key)
+    if kind == "rsa" and bits < min_rsa_bits:
+        return f"{bits}-bit RSA key is too short: RFC 8301 §3.2 requires at least {min_rsa_bits}"
+    return algorithm

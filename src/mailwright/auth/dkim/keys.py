@@ -14,7 +14,9 @@ Public keys come from the p= tag of a key record. For ``k=rsa``, RFC 6376
 and every publisher we know use a SubjectPublicKeyInfo around it; both are
 read. For ``k=ed25519`` only the raw 32-octet key is (RFC 8463 §4.2).
 
-:func:`format_key_record` writes the TXT record to publish for a key.
+:func:`generate_private_key` makes a new key and :func:`private_key_pem` writes
+it (PKCS#8 PEM, the form every signer reads); :func:`format_key_record`
+writes the TXT record to publish for a key.
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ from mailwright.auth.dkim.errors import KeyLoadError
 
 #: RFC 8301 §3.2: no signing with, and no trusting of, smaller RSA keys.
 MIN_RSA_BITS = 1024
+
+#: The RSA size ``dkim keygen`` makes by default: RFC 8301 §3.2 asks for at
+#: least 2048 bits; larger keys no longer fit one 512-octet UDP answer.
+DEFAULT_RSA_BITS = 2048
 
 #: Larger RSA keys are refused by the verifier: they cost time and nobody
 #: publishes them (RFC 8301 §3.2 requires verifiers to handle 1024 to 4096).
@@ -132,3 +138,31 @@ def format_key_record(key: PublicKey | PrivateKey, *, testing: bool = False) -> 
     p = base64.b64encode(public_key_octets(key)).decode("ascii")
     flags = "; t=y" if testing else ""
     return f"v=DKIM1; k={key_type_of(key)}{flags}; p={p}"
+
+
+def generate_private_key(key_type: str, bits: int = DEFAULT_RSA_BITS) -> PrivateKey:
+    """A new RSA (``"rsa"``, ``bits`` long) or Ed25519 (``"ed25519"``) private key.
+
+    Raises :class:`~.errors.KeyLoadError` for another type, or for an RSA
+    size under 1024 bits (RFC 8301 §3.2), over our verifier's limit, or not
+    a multiple of 8.
+    """
+    if key_type == "ed25519":
+        return ed25519.Ed25519PrivateKey.generate()
+    if key_type != "rsa":
+        raise KeyLoadError(f"unknown key type {key_type!r} (rsa or ed25519)")
+    if not MIN_RSA_BITS <= bits <= MAX_RSA_BITS or bits % 8:
+        raise KeyLoadError(
+            f"an RSA key of {bits} bits is refused: use a multiple of 8 from "
+            f"{MIN_RSA_BITS} to {MAX_RSA_BITS} (2048 recommended, RFC 8301 §3.2)"
+        )
+    return rsa.generate_private_key(public_exponent=65537, key_size=bits)
+
+
+def private_key_pem(key: PrivateKey) -> bytes:
+    """``key`` as unencrypted PKCS#8 PEM (``BEGIN PRIVATE KEY``), as written to key files."""
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )

@@ -31,6 +31,9 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Any
+
+from mailwright.auth.authres import MethodResult, result
 
 
 class Outcome(enum.StrEnum):
@@ -71,3 +74,38 @@ class DkimResult:
     def passed(self) -> bool:
         """True for ``pass``."""
         return self.result is Outcome.PASS
+
+    def to_method_result(self) -> MethodResult:
+        """The ``dkim=`` entry of an Authentication-Results field (RFC 8601 §2.7.1).
+
+        ``header.d``, ``header.s`` and ``header.a`` name the signature (RFC
+        8601 §2.7.1 registers d, i and b; s and a come from RFC 7410's
+        registry), ``header.b`` its first octets so that several signatures
+        of one domain can be told apart (RFC 6008); the reason goes into
+        ``reason=`` unless the signature passed.
+        """
+        return result(
+            "dkim",
+            self.result.value,
+            [
+                ("header", "d", self.domain or None),
+                ("header", "i", self.identity or None),
+                ("header", "s", self.selector or None),
+                ("header", "a", self.algorithm or None),
+                ("header", "b", self.signature_prefix or None),
+            ],
+            reason=None if self.passed else self.reason,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """The result as plain data, for ``--json`` output (``dkim verify``, ``auth check``)."""
+        return {
+            "domain": self.domain,
+            "selector": self.selector,
+            "algorithm": self.algorithm,
+            "identity": self.identity,
+            "result": self.result.value,
+            "reason": self.reason,
+            "key_bits": self.key_bits,
+            "testing": self.testing,
+        }

@@ -26,14 +26,11 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 
-from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
-
 from mailwright.auth.dkim.algorithms import (
     Algorithm,
     PrivateKey,
-    key_bits,
-    key_type_of,
     sign_digest,
+    signing_algorithm,
 )
 from mailwright.auth.dkim.canonical import Canonicalization, format_canonicalization
 from mailwright.auth.dkim.errors import SignerConfigError
@@ -120,7 +117,10 @@ class Signer:
         width: int = DEFAULT_WIDTH,
     ) -> None:
         self.key = key if not isinstance(key, bytes | str) else load_private_key(key, password)
-        self.algorithm = _algorithm(self.key, algorithm)
+        chosen = signing_algorithm(self.key, algorithm, MIN_RSA_BITS)
+        if isinstance(chosen, str):
+            raise SignerConfigError(chosen)
+        self.algorithm = chosen
         self.domain = _dns_name(domain, "domain")
         self.selector = _dns_name(selector, "selector")
         self.identity = _identity(identity, self.domain)
@@ -224,33 +224,6 @@ class _Folder:
     def text(self) -> bytes:
         """The field so far, lines joined by CRLF, without a final line ending."""
         return "\r\n".join(self.lines).encode("ascii")
-
-
-def _algorithm(key: PrivateKey, wanted: Algorithm | str | None) -> Algorithm:
-    """The algorithm to sign with: the one asked for, checked against the key."""
-    if not isinstance(key, rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey):
-        raise SignerConfigError(f"{type(key).__name__} keys cannot sign DKIM (RSA or Ed25519)")
-    kind = key_type_of(key)
-    if wanted is None:
-        algorithm = Algorithm.RSA_SHA256 if kind == "rsa" else Algorithm.ED25519_SHA256
-    elif isinstance(wanted, Algorithm):
-        algorithm = wanted
-    else:
-        found = Algorithm.from_text(wanted)
-        if found is None:
-            raise SignerConfigError(f"unknown signing algorithm {wanted!r}")
-        algorithm = found
-
-    if not algorithm.usable:
-        raise SignerConfigError(f"{algorithm.value} must not be used to sign (RFC 8301 §3.1)")
-    if algorithm.key_type != kind:
-        raise SignerConfigError(f"a {kind} key cannot sign {algorithm.value}")
-    bits = key_bits(key)
-    if kind == "rsa" and bits < MIN_RSA_BITS:
-        raise SignerConfigError(
-            f"{bits}-bit RSA key is too short: RFC 8301 §3.2 requires at least {MIN_RSA_BITS}"
-        )
-    return algorithm
 
 
 def _dns_name(value: str, what: str) -> str:

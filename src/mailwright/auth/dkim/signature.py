@@ -26,6 +26,7 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass, field
+from typing import overload
 
 from mailwright.auth.dkim.algorithms import Algorithm
 from mailwright.auth.dkim.canonical import Canonicalization, parse_canonicalization
@@ -81,7 +82,7 @@ def parse_signature(value: bytes | str) -> Signature | Malformed:
     The field's final line ending may be included; it is not part of the
     tag list.
     """
-    value = _without_line_end(value)
+    value = without_line_end(value)
     tags = parse_tag_list(value)
     if isinstance(tags, Malformed):
         return tags
@@ -108,8 +109,8 @@ def _checked(tags: TagList) -> Signature | Malformed:
     if algorithm is None:
         return bad(f"a={get('a')[:40]} is not a known algorithm")
 
-    signature = _base64(tags, "b")
-    body_hash = _base64(tags, "bh")
+    signature = base64_tag(tags, "b")
+    body_hash = base64_tag(tags, "bh")
     if isinstance(signature, str):
         return bad(signature)
     if isinstance(body_hash, str):
@@ -172,13 +173,18 @@ def is_dns_name(text: str) -> bool:
     return _DNS_NAME.match(text) is not None
 
 
-def _without_line_end(value: bytes | str) -> bytes | str:
+@overload
+def without_line_end(value: bytes) -> bytes: ...
+@overload
+def without_line_end(value: str) -> str: ...
+def without_line_end(value: bytes | str) -> bytes | str:
+    """``value`` without one final CRLF or LF (a raw field's line ending)."""
     if isinstance(value, bytes):
         return value[:-2] if value.endswith(b"\r\n") else value.removesuffix(b"\n")
     return value[:-2] if value.endswith("\r\n") else value.removesuffix("\n")
 
 
-def _base64(tags: TagList, name: str) -> bytes | str:
+def base64_tag(tags: TagList, name: str) -> bytes | str:
     """The decoded value of a base64 tag, or the problem with it."""
     tag = tags.find(name)
     text = "" if tag is None else tag.compact

@@ -35,7 +35,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from mailwright.auth.dkim.algorithms import key_bits, verify_digest
+from mailwright.auth.dkim.algorithms import Algorithm, PublicKey, key_bits, verify_digest
 from mailwright.auth.dkim.canonical import Canonicalization, canonicalize_body
 from mailwright.auth.dkim.hashing import blank_signature, header_digest, select_headers
 from mailwright.auth.dkim.keyrecord import KeyRecord, parse_key_record
@@ -181,37 +181,12 @@ def _before_dns(
 def _finish(pending: _Pending, answer: Answer, message: Message, bodies: _Bodies) -> DkimResult:
     """The checks of RFC 6376 §6.1.2 and §6.1.3, once the key record has been asked for."""
     signature, base = pending.signature, pending.base
-    name = pending.query.text
 
-    if answer.is_transient:
-        detail = f": {answer.detail}" if answer.detail else ""
-        return replace(
-            base, result=Outcome.TEMPERROR, reason=f"key {name}: {answer.status.value}{detail}"
-        )
-    if answer.status is LookupStatus.NXDOMAIN:
-        return replace(base, reason=f"no key record: {name} does not exist")
-    if not answer.found or not answer.records:
-        return replace(base, reason=f"no key record: {name} has no TXT record")
-
-    record = _choose(answer.records)
-    if isinstance(record, str):
-        return replace(base, reason=f"key record {name}: {record}")
-    base = replace(base, testing=record.testing)
-
-    refusal = _refuse_key(record, signature)
-    if refusal is not None:
-        return replace(base, result=refusal[0], reason=f"key record {name}: {refusal[1]}")
-
-    key = load_public_key(record.key_type, record.public_key)
-    if isinstance(key, str):
-        return replace(base, reason=f"key record {name}: {key}")
-    bits = key_bits(key)
-    base = replace(base, key_bits=bits)
-    if record.key_type == "rsa" and bits < MIN_RSA_BITS:
-        reason = f"{bits}-bit RSA key is under {MIN_RSA_BITS} bits (RFC 8301 §3.2)"
-        return replace(base, result=Outcome.POLICY, reason=reason)
-    if bits > MAX_RSA_BITS:
-        return replace(base, reason=f"{bits}-bit RSA key is over our limit of {MAX_RSA_BITS}")
+    check = check_key(answer, signature.algorithm, signature.domain, signature.identity_domain)
+    base = replace(base, testing=check.testing, key_bits=check.bits)
+    if check.key is None:
+        return replace(base, result=check.result, reason=check.reason)
+    key = check.key
 
     algorithm = signature.algorithm
     digest, length = bodies.digest(
@@ -233,6 +208,75 @@ def _finish(pending: _Pending, answer: Answer, message: Message, bodies: _Bodies
     return replace(base, result=Outcome.PASS, reason="good signature")
 
 
+@dataclass(frozen=True, slots=True)
+class KeyCheck:
+    """What a key record answer came to for one signature: a usable key, or why not.
+
+    ``key`` is set when the key may verify the signature; otherwise
+    ``result`` (permerror, temperror, fail or policy) and ``reason`` say why
+    not. ``testing`` (t=y) and ``bits`` are filled in as far as the record
+    was read.
+    """
+
+    key: PublicKey | None
+    result: Outcome
+    reason: str
+    testing: bool = False
+    bits: int | None = None
+
+
+def check_key(
+    answer: Answer,
+    algorithm: Algorithm,
+    domain: str,
+    identity_domain: str | None = None,
+) -> KeyCheck:
+    """The key of a key record answer, checked for a signature by ``domain`` (RFC 6376 §6.1.2).
+
+    Shared by DKIM and ARC (RFC 8617 §4.1.2, §4.1.3 take the key rules of
+    DKIM), so both refuse the same keys: a lookup failure, a missing or
+    unparsable record, the record's h=, k= and s= restrictions, an empty p=
+    (fail), an RSA key under 1024 bits (policy, RFC 8301 §3.2) or over
+    :data:`MAX_RSA_BITS`. t=s is checked only when ``identity_domain`` (the
+    i= domain) is given; ARC signatures have none. Never raises.
+    """
+    name = answer.query.text
+
+    def refused(
+        result: Outcome, reason: str, testing: bool = False, bits: int | None = None
+    ) -> KeyCheck:
+        return KeyCheck(None, result, reason, testing, bits)
+
+    if answer.is_transient:
+        detail = f": {answer.detail}" if answer.detail else ""
+        return refused(Outcome.TEMPERROR, f"key {name}: {answer.status.value}{detail}")
+    if answer.status is LookupStatus.NXDOMAIN:
+        return refused(Outcome.PERMERROR, f"no key record: {name} does not exist")
+    if not answer.found or not answer.records:
+        return refused(Outcome.PERMERROR, f"no key record: {name} has no TXT record")
+
+    record = _choose(answer.records)
+    if isinstance(record, str):
+        return refused(Outcome.PERMERROR, f"key record {name}: {record}")
+    testing = record.testing
+
+    refusal = _refuse_key(record, algorithm, domain, identity_domain)
+    if refusal is not None:
+        return refused(refusal[0], f"key record {name}: {refusal[1]}", testing=testing)
+
+    key = load_public_key(record.key_type, record.public_key)
+    if isinstance(key, str):
+        return refused(Outcome.PERMERROR, f"key record {name}: {key}", testing=testing)
+    bits = key_bits(key)
+    if record.key_type == "rsa" and bits < MIN_RSA_BITS:
+        reason = f"{bits}-bit RSA key is under {MIN_RSA_BITS} bits (RFC 8301 §3.2)"
+        return refused(Outcome.POLICY, reason, testing=testing, bits=bits)
+    if bits > MAX_RSA_BITS:
+        reason = f"{bits}-bit RSA key is over our limit of {MAX_RSA_BITS}"
+        return refused(Outcome.PERMERROR, reason, testing=testing, bits=bits)
+    return KeyCheck(key, Outcome.PASS, "usable key", testing=testing, bits=bits)
+
+
 def _choose(records: Sequence[object]) -> KeyRecord | str:
     """The first TXT record that is a valid key record, or why the first one is not."""
     first_problem = ""
@@ -245,9 +289,10 @@ def _choose(records: Sequence[object]) -> KeyRecord | str:
     return first_problem
 
 
-def _refuse_key(record: KeyRecord, signature: Signature) -> tuple[Outcome, str] | None:
-    """Why ``record`` cannot verify ``signature`` (RFC 6376 §6.1.2), or None."""
-    algorithm = signature.algorithm
+def _refuse_key(
+    record: KeyRecord, algorithm: Algorithm, domain: str, identity_domain: str | None
+) -> tuple[Outcome, str] | None:
+    """Why ``record`` cannot verify a signature of ``algorithm`` (RFC 6376 §6.1.2), or None."""
     if not record.allows_hash(algorithm.hash_name):
         return Outcome.PERMERROR, f"h= does not allow {algorithm.hash_name}"
     if record.revoked:
@@ -258,7 +303,8 @@ def _refuse_key(record: KeyRecord, signature: Signature) -> tuple[Outcome, str] 
         return Outcome.PERMERROR, f"a k={record.key_type} key cannot verify {algorithm.value}"
     if not record.serves_email:
         return Outcome.PERMERROR, "s= does not include email"
-    if record.strict and signature.identity_domain.lower() != signature.domain.lower():
+    below = identity_domain is not None and identity_domain.lower() != domain.lower()
+    if record.strict and below:
         return Outcome.PERMERROR, "t=s requires the i= domain to be d= itself"
     return None
 
