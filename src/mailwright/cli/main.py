@@ -7,7 +7,20 @@ import sys
 from collections.abc import Sequence
 
 from mailwright import __version__
-from mailwright.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, queue, send, serve, user
+from mailwright.cli import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    auth,
+    dkim,
+    dmarc,
+    queue,
+    send,
+    serve,
+    spf,
+    user,
+)
+from mailwright.cli import check as check_command
 from mailwright.cli import config as config_command
 from mailwright.cli._common import error
 from mailwright.errors import ConfigError, MailwrightError
@@ -23,7 +36,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", metavar="FILE", default=None, help="configuration file (also after a command)"
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (serve, queue, send, user, config_command):
+    for module in (
+        serve,
+        queue,
+        send,
+        user,
+        config_command,
+        dkim,
+        auth,
+        check_command,
+        spf,
+        dmarc,
+    ):
         module.register(subparsers)
     return parser
 

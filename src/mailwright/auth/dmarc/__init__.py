@@ -7,7 +7,8 @@ The pieces, each a pure module:
 * :mod:`.discovery`: the DNS Tree Walk, the policy domain, Organizational Domains;
 * :mod:`.orgdomain`: RFC 7489's Organizational Domain from the Public Suffix List;
 * :mod:`.alignment`: strict and relaxed Identifier Alignment;
-* :mod:`.evaluate` and :mod:`.result`: the evaluation and its frozen outcome.
+* :mod:`.evaluate` and :mod:`.result`: the evaluation and its frozen outcome;
+* :mod:`.build`: records written from a Domain Owner's options.
 
 :func:`evaluate` is a sans-IO evaluator driven by
 :func:`mailwright.dns.queries.run` (or ``run_sync`` in tests);
@@ -19,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from mailwright.auth.dmarc.alignment import DkimCheck, SpfCheck, is_aligned
+from mailwright.auth.dmarc.build import BuildError, BuiltRecord, build_record
 from mailwright.auth.dmarc.discovery import (
     DEFAULT_LABEL_LIMIT,
     Presence,
@@ -55,6 +57,8 @@ __all__ = [
     "DEFAULT_MAX_AUTHOR_DOMAINS",
     "AlignmentMode",
     "AuthorDomains",
+    "BuildError",
+    "BuiltRecord",
     "DkimCheck",
     "DmarcResult",
     "Mailbox",
@@ -73,6 +77,7 @@ __all__ = [
     "Walk",
     "author_domains",
     "author_domains_of",
+    "build_record",
     "check_dmarc",
     "evaluate",
     "is_aligned",

@@ -1,0 +1,161 @@
+"""One message through SPF, DKIM, ARC and DMARC, as a receiving MTA checks it.
+
+Each method has its own package and can be run alone; this module is the
+order a receiver runs them in and the one verdict that comes out, so that
+the MX (issue 4's enforcement policy), ``mailwright auth check`` and the
+benchmarks all evaluate a message the same way:
+
+1. SPF for the MAIL FROM identity (the HELO name for a null reverse-path,
+   RFC 7208 §2.4), and optionally for the HELO identity on its own (§2.3);
+2. DKIM, every signature (RFC 6376 §6), and the ARC chain (RFC 8617 §5.2),
+   concurrently with SPF: none of the three needs another's answer;
+3. DMARC (RFC 9989) last, from the SPF result and domain and each DKIM
+   signature's domain and result.
+
+:class:`Verdict` holds the four results and renders them as one
+Authentication-Results field (RFC 8601) or as the plain data of
+``auth check --json``. Nothing here raises for what a message or DNS holds:
+every method reports trouble as its own result word.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from mailwright.auth.arc import ArcResult, check_arc
+from mailwright.auth.authres import AuthenticationResults, MethodResult, header_field
+from mailwright.auth.dkim import DkimResult, verify_message
+from mailwright.auth.dmarc import DkimCheck, DmarcResult, SpfCheck, check_dmarc
+from mailwright.auth.message import Message, parse_message
+from mailwright.auth.spf import SpfResult, check_spf, helo_identity
+from mailwright.dns.queries import CachingResolver
+
+__all__ = ["Verdict", "authenticate"]
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the four methods said about one message from one client.
+
+    ``spf`` is the check DMARC uses (MAIL FROM, or HELO for a bounce);
+    ``helo`` the separate HELO check when it was asked for, else None;
+    ``dkim`` one result per DKIM-Signature field, top first; ``ip`` the
+    client address the checks were made for.
+    """
+
+    spf: SpfResult
+    dkim: tuple[DkimResult, ...]
+    arc: ArcResult
+    dmarc: DmarcResult
+    ip: str
+    helo: SpfResult | None = None
+
+    def method_results(self) -> tuple[MethodResult, ...]:
+        """Each method's entry for Authentication-Results, in the order they ran.
+
+        A message without DKIM signatures gets ``dkim=none`` (RFC 8601
+        §2.7.1); the separate HELO check, when made, follows the MAIL FROM one.
+        """
+        found: list[MethodResult] = [self.spf.to_method_result()]
+        if self.helo is not None and self.helo.identity != self.spf.identity:
+            found.append(self.helo.to_method_result())
+        if self.dkim:
+            found.extend(signature.to_method_result() for signature in self.dkim)
+        else:
+            found.append(MethodResult("dkim", "none"))
+        found.append(self.arc.to_method_result(self.ip))
+        found.append(self.dmarc.to_method_result())
+        return tuple(found)
+
+    def authentication_results(self, authserv_id: str) -> AuthenticationResults:
+        """The whole verdict as one Authentication-Results field from ``authserv_id``."""
+        return AuthenticationResults(authserv_id, self.method_results())
+
+    def header_field(self, authserv_id: str) -> bytes:
+        """``Authentication-Results: ...`` with CRLF, ready to prepend to the message."""
+        return header_field(self.authentication_results(authserv_id))
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data for ``--json``: result words as RFC 8601 spells them."""
+        data: dict[str, Any] = {
+            "spf": _spf_json(self.spf),
+            "dkim": [signature.as_dict() for signature in self.dkim],
+            "arc": {
+                "result": self.arc.result.value,
+                "reason": self.arc.reason,
+                "instances": self.arc.highest_instance,
+                "sealers": list(self.arc.sealer_domains),
+                "oldest_pass": self.arc.oldest_pass,
+            },
+            "dmarc": _dmarc_json(self.dmarc),
+        }
+        if self.helo is not None:
+            data["helo"] = _spf_json(self.helo)
+        return data
+
+
+async def authenticate(
+    resolver: CachingResolver,
+    message: bytes | Message,
+    *,
+    ip: str,
+    helo: str,
+    mail_from: str,
+    receiver: str = "unknown",
+    check_helo: bool = False,
+    now: float | None = None,
+) -> Verdict:
+    """Run SPF, DKIM, ARC and then DMARC for ``message`` received from ``ip``.
+
+    ``mail_from`` is the reverse-path as given (empty for a bounce), ``helo``
+    the EHLO/HELO name, ``receiver`` this host's name for SPF's ``%{r}``.
+    ``check_helo`` adds the HELO identity check RFC 7208 §2.3 recommends
+    (skipped when the MAIL FROM check already was one). ``now`` fixes the
+    clock for DKIM and ARC expiry checks.
+    """
+    parsed = parse_message(message) if isinstance(message, bytes) else message
+    moment = time.time() if now is None else now
+
+    spf_task = check_spf(resolver, ip=ip, mail_from=mail_from, helo=helo, receiver=receiver)
+    dkim_task = verify_message(resolver, parsed, now=moment)
+    arc_task = check_arc(resolver, parsed, now=moment)
+    spf, dkim, arc = await asyncio.gather(spf_task, dkim_task, arc_task)
+
+    helo_result: SpfResult | None = None
+    if check_helo and spf.identity != "helo" and helo_identity(helo).domain:
+        helo_result = await check_spf(resolver, ip=ip, mail_from="", helo=helo, receiver=receiver)
+
+    dmarc = await check_dmarc(
+        resolver,
+        message=parsed,
+        spf=SpfCheck(spf.result.value, spf.domain),
+        dkim=[DkimCheck(s.domain, s.result.value, s.selector) for s in dkim if s.domain],
+    )
+    return Verdict(spf=spf, dkim=tuple(dkim), arc=arc, dmarc=dmarc, ip=ip, helo=helo_result)
+
+
+def _spf_json(result: SpfResult) -> dict[str, Any]:
+    return {
+        "result": result.result.value,
+        "identity": result.identity,
+        "domain": result.domain,
+        "explanation": result.explanation or None,
+        "reason": result.reason,
+    }
+
+
+def _dmarc_json(result: DmarcResult) -> dict[str, Any]:
+    return {
+        "result": result.result.value,
+        "policy": None if result.policy is None else result.policy.value,
+        "disposition": result.disposition.value,
+        "author_domain": result.author_domain,
+        "policy_domain": result.policy_domain,
+        "spf_aligned": result.spf_aligned,
+        "dkim_aligned": result.dkim_aligned,
+        "test_mode": result.test_mode,
+        "reason": result.reason,
+    }
