@@ -34,7 +34,7 @@ relay = ["{domain}"]
 
 [routes]
 "{domain}" = "smtp://{loopback}:{sink_port}"
-"""
+{tables}"""
 
 
 def default_command() -> list[str]:
@@ -49,7 +49,8 @@ class MailwrightServer:
     """A `mailwright serve` subprocess relaying example.test from 127.0.0.1:`port` to the sink.
 
     `command` runs the CLI (see `default_command`); `serve_args` are added after
-    `serve --config FILE` (for example `["--log-level", "WARNING"]`).
+    `serve --config FILE` (for example `["--log-level", "WARNING"]`). `extra_tables` is TOML
+    appended to the file (for example a `[[dkim.sign]]` entry, see `dkim_sign_table`).
 
     Use as a context manager: entering writes the TOML, starts the server in its own
     process group and waits for its SMTP greeting (RuntimeError with the tail of its
@@ -66,8 +67,10 @@ class MailwrightServer:
         startup_timeout: float = 30.0,
         grace: float = 10.0,
         server_settings: list[str] | None = None,
+        extra_tables: str = "",
     ) -> None:
         self.root = root
+        self._extra_tables = extra_tables
         self.port = free_port()
         self._sink_port = sink_port
         self._command = command
@@ -173,8 +176,20 @@ class MailwrightServer:
                 domain=RELAY_DOMAIN,
                 sink_port=self._sink_port,
                 extra="".join(f"{line}\n" for line in self._server_settings),
+                tables=self._extra_tables,
             )
         )
+
+
+def dkim_sign_table(domain: str, selector: str, key: Path) -> str:
+    """A `[[dkim.sign]]` entry: rsa signing of mail from `domain` with the key file `key`."""
+    return (
+        "\n[[dkim.sign]]\n"
+        f"domain = {_toml_string(domain)}\n"
+        f"selector = {_toml_string(selector)}\n"
+        f"key = {_toml_string(str(key))}\n"
+        'algorithm = "rsa"\n'
+    )
 
 
 def _toml_string(text: str) -> str:

@@ -75,6 +75,12 @@ alias_database =
 biff = no
 """
 
+_MILTER_CF = """\
+smtpd_milters = {milter}
+non_smtpd_milters = {milter}
+milter_default_action = tempfail
+"""
+
 
 class PostfixRelay:
     """A Postfix instance relaying example.test from 127.0.0.1:`port` to the sink.
@@ -83,10 +89,21 @@ class PostfixRelay:
     start` and waits for the SMTP greeting; leaving stops the instance (`postfix stop`,
     then SIGKILL of the master if it lingers) and deletes the folder, on every exit path.
     Raises RuntimeError when Postfix refuses to start, TimeoutError when it does not greet.
+
+    `milter` (such as `unix:/path/opendkim.sock`) is set as smtpd_milters and
+    non_smtpd_milters, with milter_default_action = tempfail, so that no message gets
+    through unfiltered when the milter fails.
     """
 
-    def __init__(self, root: Path, sink_port: int, startup_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        root: Path,
+        sink_port: int,
+        startup_timeout: float = 30.0,
+        milter: str | None = None,
+    ) -> None:
         self.root = root
+        self.milter = milter
         self.port = free_port()
         self._sink_port = sink_port
         self._startup_timeout = startup_timeout
@@ -170,6 +187,8 @@ class PostfixRelay:
             domain=RELAY_DOMAIN,
             sink_port=self._sink_port,
         )
+        if self.milter is not None:
+            main_cf += _MILTER_CF.format(milter=self.milter)
         listen = f"{LOOPBACK}:{self.port}".ljust(9)
         (self._config / "main.cf").write_text(main_cf)
         (self._config / "master.cf").write_text(_MASTER_CF.format(listen=listen))

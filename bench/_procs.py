@@ -22,6 +22,26 @@ _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 
 
+def machine_ticks() -> tuple[int, int]:
+    """(steal, total) clock ticks of all CPUs since boot, from /proc/stat ((0, 0) if unreadable).
+
+    Steal is time the hypervisor gave this guest's virtual CPUs to someone else: on a
+    shared host it is the clearest sign that a measurement was disturbed.
+    """
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    except OSError:
+        return 0, 0
+    values = [int(v) for v in fields[1:9]]  # user nice system idle iowait irq softirq steal
+    return values[7], sum(values)
+
+
+def steal_share(start: tuple[int, int], end: tuple[int, int]) -> float | None:
+    """The share of CPU time stolen between two `machine_ticks()` readings (None if unknown)."""
+    total = end[1] - start[1]
+    return (end[0] - start[0]) / total if total > 0 else None
+
+
 def free_port() -> int:
     """Return a TCP port on 127.0.0.1 that was free a moment ago (the kernel picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:

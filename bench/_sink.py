@@ -25,12 +25,19 @@ _TAIL = 256
 class Sink:
     """An smtp-sink that accepts and discards mail on 127.0.0.1, counting messages.
 
+    With `dump`, smtp-sink appends every message it receives to that file instead of
+    discarding it (its `-D` format: a few X- fields from the sink, then the message, with
+    LF line ends), so that a run can check what arrived, at some CPU cost to the sink.
+
     Use as a context manager: entering starts it and waits for its greeting (RuntimeError
     or TimeoutError if it does not come), leaving stops it whatever happened.
     """
 
-    def __init__(self, folder: Path, startup_timeout: float = 10.0) -> None:
+    def __init__(
+        self, folder: Path, startup_timeout: float = 10.0, dump: Path | None = None
+    ) -> None:
         self.port = free_port()
+        self.dump = dump
         self._folder = folder
         self._startup_timeout = startup_timeout
         self._counter_path = folder / "smtp-sink.out"
@@ -42,6 +49,11 @@ class Sink:
         if os.geteuid() == 0:
             # smtp-sink refuses to run as root without a user to switch to.
             command += ["-u", "nobody"]
+        if self.dump is not None:
+            # Every message is appended to one file (smtp-sink -D); it runs as nobody.
+            self.dump.parent.mkdir(parents=True, exist_ok=True)
+            self.dump.parent.chmod(0o777)
+            command += ["-D", str(self.dump)]
         command += [f"{LOOPBACK}:{self.port}", "1024"]
 
         with open(self._counter_path, "wb") as out:

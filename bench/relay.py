@@ -13,7 +13,12 @@ Every run is bounded by a timeout and a stall limit; all processes and temporary
 are removed on every exit path, Ctrl-C and SIGTERM included.
 
     .venv/bin/python bench/relay.py [--messages 20000] [--sessions 20] [--size 10240]
-        [--only postfix|mailwright|direct] [--runs K] [--json]
+        [--only postfix|mailwright|direct] [--runs K] [--json] [--dkim]
+
+With --dkim both relays sign every message with the same rsa-2048 key: mailwright through
+a `[[dkim.sign]]` entry, Postfix through the OpenDKIM milter on a UNIX socket. The sink then
+keeps what it receives, and every run checks that each message arrived signed and that a
+sample of the signatures verifies.
 """
 
 from __future__ import annotations
@@ -37,9 +42,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-from _mailwright import MailwrightServer, default_command
+from _mailwright import MailwrightServer, default_command, dkim_sign_table
+from _opendkim import INSTALL_HINT, OPENDKIM, OpenDkimMilter, opendkim_version
 from _postfix import PostfixRelay, postfix_version
-from _procs import LOOPBACK, TreeSampler, Usage, stop_group
+from _procs import LOOPBACK, TreeSampler, Usage, machine_ticks, steal_share, stop_group
+from _signed import DOMAIN as SIGNING_DOMAIN
+from _signed import SELECTOR, SigningKey, check_dump, write_key
 from _sink import Sink
 
 SMTP_SOURCE = "/usr/sbin/smtp-source"
@@ -58,6 +66,8 @@ class Options:
     size: int
     timeout: float
     stall: float
+    signing: SigningKey | None = None  # --dkim: the key both relays sign with
+    dump: bool = True  # --dkim: the sink keeps every message, to check the signatures
 
 
 @dataclass
@@ -75,6 +85,10 @@ class RunResult:
     peak_anon_mib: float | None = None
     processes: int | None = None
     verified: int | None = None
+    signed: int | None = None
+    signatures_sampled: int | None = None
+    signatures_verified: int | None = None
+    steal: float | None = None
     detail: str = ""
 
 
@@ -86,6 +100,7 @@ class Injection:
     arrived: int
     elapsed: float
     detail: str = ""
+    steal: float | None = None
 
 
 # -- measuring ---------------------------------------------------------------------------
@@ -115,6 +130,7 @@ def inject(sink: Sink, port: int, options: Options, folder: Path) -> Injection:
     ]
     output_path = folder / "smtp-source.out"
 
+    ticks = machine_ticks()
     start = time.monotonic()
     with open(output_path, "wb") as output:
         source = subprocess.Popen(
@@ -126,6 +142,7 @@ def inject(sink: Sink, port: int, options: Options, folder: Path) -> Injection:
         )
     try:
         injection = _wait_for_arrivals(sink, source, options, start)
+        injection.steal = steal_share(ticks, machine_ticks())
         if injection.status == "ok":
             # The last replies are on their way to smtp-source; it should end at once.
             remaining = max(1.0, start + options.timeout - time.monotonic())
@@ -179,29 +196,79 @@ def settle(count: Callable[[], int], target: int, timeout: float = 5.0) -> int:
     return value
 
 
+def make_sink(folder: Path, options: Options) -> Sink:
+    """The sink of a run; with --dkim (and the dump on) it keeps every message it gets."""
+    keep = options.signing is not None and options.dump
+    return Sink(folder, dump=folder / "sink-dump" / "messages" if keep else None)
+
+
+def check_signatures(result: RunResult, sink: Sink, options: Options) -> None:
+    """With --dkim: every delivered message must be signed, and a sample must verify."""
+    if options.signing is None or sink.dump is None or result.status != "ok":
+        return
+    check = check_dump(sink.dump, options.signing)
+    result.signed = check.signed
+    result.signatures_sampled = check.sampled
+    result.signatures_verified = check.verified
+    problem = check.problem(options.messages)
+    if problem:
+        result.detail = _join(result.detail, f"SIGNING CHECK FAILED: {problem}")
+
+
 def run_direct(number: int, options: Options, folder: Path) -> RunResult:
     """smtp-source straight into smtp-sink: the ceiling of the load generator."""
-    with Sink(folder) as sink:
+    with make_sink(folder, options) as sink:
         injection = inject(sink, sink.port, options, folder)
         return _result("direct", number, injection, options, sink)
 
 
 def run_postfix(number: int, options: Options, folder: Path) -> RunResult:
-    """smtp-source into a fresh Postfix relay that delivers to smtp-sink over SMTP."""
-    with Sink(folder) as sink, PostfixRelay(folder / "postfix", sink.port) as postfix:
+    """smtp-source into a fresh Postfix relay that delivers to smtp-sink over SMTP.
+
+    With --dkim, Postfix hands every message to an OpenDKIM milter that signs it; the
+    milter's CPU time and memory are counted with Postfix's.
+    """
+    with ExitStack() as stack:
+        sink = stack.enter_context(make_sink(folder, options))
+        milter: OpenDkimMilter | None = None
+        if options.signing is not None:
+            milter = stack.enter_context(
+                OpenDkimMilter(folder / "opendkim", options.signing.path, SIGNING_DOMAIN, SELECTOR)
+            )
+        postfix = stack.enter_context(
+            PostfixRelay(
+                folder / "postfix",
+                sink.port,
+                milter=None if milter is None else milter.milter,
+            )
+        )
         master = postfix.master_pid()
         if master is None:
             raise RuntimeError("Postfix started but wrote no master.pid")
-        sampler = TreeSampler(master)
-        sampler.start()
+        samplers = [TreeSampler(master)]
+        if milter is not None and milter.pid is not None:
+            samplers.append(TreeSampler(milter.pid))
+        for sampler in samplers:
+            sampler.start()
 
         injection = inject(sink, postfix.port, options, folder)
-        usage = sampler.finish()
+        usage = _combined([sampler.finish() for sampler in samplers])
         result = _result("postfix", number, injection, options, sink, usage)
         result.verified = settle(postfix.delivered, injection.arrived)
         if result.status == "ok" and postfix.queued():
             result.detail = _join(result.detail, f"{postfix.queued()} files left in the queue")
+        check_signatures(result, sink, options)
         return result
+
+
+def _combined(usages: list[Usage]) -> Usage:
+    """The usage of several process trees that ran side by side (peaks added up)."""
+    return Usage(
+        cpu_seconds=sum(u.cpu_seconds for u in usages),
+        peak_rss_mib=sum(u.peak_rss_mib for u in usages),
+        peak_anon_mib=sum(u.peak_anon_mib for u in usages),
+        processes=sum(u.processes for u in usages),
+    )
 
 
 def run_mailwright(
@@ -215,10 +282,19 @@ def run_mailwright(
 ) -> RunResult:
     """smtp-source into `mailwright serve`, which relays to smtp-sink over SMTP."""
     root = folder / "mailwright"
+    tables = ""
+    if options.signing is not None:
+        tables = dkim_sign_table(SIGNING_DOMAIN, SELECTOR, options.signing.path)
     with (
-        Sink(folder) as sink,
+        make_sink(folder, options) as sink,
         MailwrightServer(
-            root, sink.port, command, serve_args, grace=grace, server_settings=server_settings
+            root,
+            sink.port,
+            command,
+            serve_args,
+            grace=grace,
+            server_settings=server_settings,
+            extra_tables=tables,
         ) as server,
     ):
         assert server.pid is not None
@@ -229,6 +305,7 @@ def run_mailwright(
         usage = sampler.finish()
         result = _result("mailwright", number, injection, options, sink, usage)
         result.verified = settle(server.delivered, injection.arrived)
+        check_signatures(result, sink, options)
         if result.status != "ok":
             result.detail = _join(result.detail, f"server output: {server.tail()}")
         return result
@@ -244,7 +321,12 @@ def _result(
 ) -> RunResult:
     """Turn an injection (and the server's usage) into a run result, checking for extras."""
     result = RunResult(
-        system, number, injection.status, injection.arrived, detail=injection.detail
+        system,
+        number,
+        injection.status,
+        injection.arrived,
+        steal=injection.steal,
+        detail=injection.detail,
     )
     if injection.status == "ok":
         result.elapsed = injection.elapsed
@@ -296,6 +378,7 @@ def summarise(results: list[RunResult]) -> dict[str, dict[str, Any]]:
         entry["median_cpu_seconds"] = _median([r.cpu_seconds for r in good])
         entry["max_peak_rss_mib"] = _maximum([r.peak_rss_mib for r in good])
         entry["max_peak_anon_mib"] = _maximum([r.peak_anon_mib for r in good])
+        entry["median_steal"] = _median([r.steal for r in good])
         summary[system] = entry
     return summary
 
@@ -336,6 +419,8 @@ def print_run(result: RunResult, total_runs: int, out: TextIO) -> None:
         f"{result.arrived:>7} msgs  {_fmt(result.elapsed, '8.2f')} s  "
         f"{_fmt(result.rate, '7.0f')} msg/s"
     )
+    if result.steal is not None:
+        line += f"  steal {result.steal:.0%}"
     if result.cpu_seconds is not None:
         line += (
             f"  cpu {result.cpu_seconds:.1f} s  rss {_fmt(result.peak_rss_mib, '.0f')} MiB"
@@ -343,6 +428,11 @@ def print_run(result: RunResult, total_runs: int, out: TextIO) -> None:
         )
     if result.verified is not None:
         line += f"  log: {result.verified} delivered"
+    if result.signed is not None:
+        line += (
+            f"  signed: {result.signed} (sample {result.signatures_verified}"
+            f"/{result.signatures_sampled} verified)"
+        )
     if result.detail:
         line += f"  [{result.detail}]"
     print(line, file=out, flush=True)
@@ -381,6 +471,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "kernel": platform.release(),
         "postfix": postfix_version(),
+        "opendkim": opendkim_version(),
     }
 
 
@@ -471,6 +562,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="KEY=VALUE",
         help="a TOML line added to mailwright's [server] table, e.g. 'receivers = 2'",
     )
+    parser.add_argument(
+        "--dkim",
+        action="store_true",
+        help="both relays sign rsa-2048: mailwright [[dkim.sign]], Postfix with OpenDKIM",
+    )
+    parser.add_argument(
+        "--no-dump",
+        action="store_true",
+        help="with --dkim: let the sink discard mail (faster sink, signatures not checked)",
+    )
     args = parser.parse_args(argv)
 
     chosen: list[str] = []
@@ -483,6 +584,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
     if min(args.messages, args.sessions, args.size, args.runs) < 1:
         parser.error("--messages, --sessions, --size and --runs must be positive")
+    if args.dkim and "postfix" in args.systems and not Path(OPENDKIM).exists():
+        parser.error(INSTALL_HINT)
     return args
 
 
@@ -527,6 +630,16 @@ def main(argv: list[str] | None = None) -> int:
             file=progress,
             flush=True,
         )
+        if args.dkim:
+            options.signing = write_key(base)
+            options.dump = not args.no_dump
+            kept = "the sink keeps every message to check" if options.dump else "not checked"
+            print(
+                f"rsa-2048 signing for {SIGNING_DOMAIN}: mailwright [[dkim.sign]], Postfix "
+                f"with the OpenDKIM milter; signatures {kept}",
+                file=progress,
+                flush=True,
+            )
         try:
             for number in range(1, args.runs + 1):
                 for system in args.systems:
@@ -542,7 +655,9 @@ def main(argv: list[str] | None = None) -> int:
     found = ratios(summary)
     if args.json:
         report = {
-            "benchmark": "relay",
+            "benchmark": "relay-dkim" if args.dkim else "relay",
+            "dkim": args.dkim,
+            "sink_dump": bool(args.dkim and not args.no_dump),
             "messages": options.messages,
             "sessions": options.sessions,
             "size": options.size,
