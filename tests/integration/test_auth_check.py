@@ -135,6 +135,9 @@ def test_auth_check_json_agrees_with_authheaders(
     words = {found.method: found.result for found in field.results}
     assert words["spf"] == spf
     assert words["dmarc"] == dmarc
+    [dmarc_entry] = field.of("dmarc")
+    assert dmarc_entry.get("header", "from") == "example.com"
+    assert dmarc_entry.get("polrec", "p") == "reject"
 
     identity = mail_from or "mail.example.com"
     spf_field = f"Authentication-Results: mx.test; spf={spf} smtp.mailfrom={identity}"

@@ -297,14 +297,16 @@ def test_a_giant_record_is_read() -> None:
 
 
 def test_the_result_writes_an_authentication_results_entry() -> None:
-    """dmarc=fail with header.from and the disposition as policy.dmarc (RFC 9989 §9.1)."""
+    """dmarc=fail with header.from, the published p= as polrec.p, the disposition in a comment."""
     result, _ = drive(evaluate("example.com"), EXAMPLE)
 
     entry = result.to_method_result()
 
     assert (entry.method, entry.result) == ("dmarc", "fail")
     assert entry.get("header", "from") == "example.com"
-    assert entry.get("policy", "dmarc") == "reject"
+    assert entry.get("polrec", "p") == "reject"
+    assert entry.get("polrec", "domain") is None  # found at the Author Domain itself
+    assert entry.comment == "p=reject dis=reject"
 
 
 async def test_check_dmarc_needs_exactly_one_source() -> None:

@@ -85,12 +85,23 @@ class DmarcResult:
     def to_method_result(self) -> MethodResult:
         """The ``dmarc=`` entry of an Authentication-Results field (RFC 8601 §2.7.1).
 
-        ``header.from`` names the Author Domain; ``policy.dmarc`` the
-        disposition when a record applied (RFC 9989 §9.1).
+        ``header.from`` names the Author Domain. When a record applied,
+        ``polrec.p`` is its published request and ``polrec.domain`` the
+        Policy Domain where that differs from the Author Domain, the
+        properties DMARCbis registers; a comment says what we concluded for
+        people (``p=reject dis=none``), since the disposition is ours, not
+        the record's. (An older convention wrote the published policy as
+        ``policy.dmarc``; readers of that convention see nothing wrong here.)
         """
         properties: list[Property] = []
         if self.author_domain is not None:
             properties.append(Property("header", "from", self.author_domain))
-        if self.result in (Result.PASS, Result.FAIL):
-            properties.append(Property("policy", "dmarc", self.disposition.value))
-        return MethodResult("dmarc", self.result.value, tuple(properties))
+        comment = None
+        if self.policy is not None:
+            properties.append(Property("polrec", "p", self.policy.value))
+            if self.policy_domain and self.policy_domain != self.author_domain:
+                properties.append(Property("polrec", "domain", self.policy_domain))
+            comment = f"p={self.policy.value} dis={self.disposition.value}"
+            if self.test_mode:
+                comment += " t=y"
+        return MethodResult("dmarc", self.result.value, tuple(properties), comment=comment)
