@@ -111,7 +111,7 @@ def test_keygen_sign_verify_round_trip(
 def test_verify_reports_each_signature_and_fails_when_one_fails(
     run_cli: RunCli, tmp_path: Path, dns_server: Callable[..., DnsServer]
 ) -> None:
-    good = keygen(run_cli, "--domain", "example.test", "--selector", "good")
+    good = keygen(run_cli, "--domain", "example.test", "--selector", "good", "--algorithm=ed25519")
     keygen(run_cli, "--domain", "example.test", "--selector", "gone", "--bits", "1024")
     server = dns_server()
     publish(server, good)  # "gone" is never published
@@ -134,7 +134,7 @@ def test_verify_reports_each_signature_and_fails_when_one_fails(
     assert len(lines) == 2
     assert lines[0].startswith("permerror: d=example.test s=gone a=rsa-sha256")
     assert "does not exist" in lines[0]
-    assert lines[1].startswith("pass: d=example.test s=good a=rsa-sha256")
+    assert lines[1].startswith("pass: d=example.test s=good a=ed25519-sha256")
 
     tampered = once.replace(b"Revenue went up.", b"Revenue went down.")
     (tmp_path / "tampered.eml").write_bytes(tampered)

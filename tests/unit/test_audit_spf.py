@@ -181,3 +181,40 @@ def test_a_servfail_is_a_could_not_be_checked_error() -> None:
     finding = only(findings, "spf.dns")
     assert finding.severity == "error"
     assert "could not be checked" in finding.message
+
+
+def test_a_failed_term_lookup_is_a_could_not_be_checked_error() -> None:
+    """A SERVFAIL for an 'a' term's name becomes spf.dns naming the term."""
+    zone = {("example.test", "TXT"): ["v=spf1 a:slow.example.test -all"]}
+
+    finding = only(audit(zone, failing=frozenset({"slow.example.test"})), "spf.dns")
+
+    assert finding.severity == "error"
+    assert "'a:slow.example.test'" in finding.message
+
+
+def test_the_current_domain_macro_is_expanded_and_followed() -> None:
+    """%{d} is known to an audit: the include is followed, not reported as client macros."""
+    zone = {
+        ("example.test", "TXT"): ["v=spf1 include:_spf.%{d} -all"],
+        ("_spf.example.test", "TXT"): ["v=spf1 ptr ~all"],
+    }
+
+    findings = audit(zone)
+
+    assert only(findings, "spf.lookups").details["by_domain"] == {
+        "example.test": 1,
+        "_spf.example.test": 1,
+    }
+    assert only(findings, "spf.ptr").details["domain"] == "_spf.example.test"
+    assert not [f for f in findings if f.check == "spf.macros"]
+
+
+def test_more_than_ten_mx_records_is_an_error() -> None:
+    """An 'mx' term meeting eleven exchangers is permerror (RFC 7208 §4.6.4)."""
+    exchangers = [(10, dns.name.from_text(f"mx{n}.example.test")) for n in range(11)]
+    zone = {("example.test", "TXT"): ["v=spf1 mx -all"], ("example.test", "MX"): exchangers}
+
+    errors = [f for f in audit(zone) if f.check == "spf.lookups" and f.severity == "error"]
+
+    assert [f.details["term"] for f in errors] == ["mx"]

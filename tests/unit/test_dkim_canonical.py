@@ -24,6 +24,7 @@ from mailwright.auth.dkim.hashing import (
     header_hash_input,
     select_headers,
 )
+from mailwright.auth.dkim.tags import TagList, parse_tag_list
 from mailwright.auth.message import parse_message
 
 SIMPLE = Canonicalization.SIMPLE
@@ -172,6 +173,25 @@ def test_blanking_gives_none_without_a_b_tag() -> None:
     assert blank_signature(b"no colon") is None
 
 
+def test_blanking_from_the_parsed_tags_gives_what_a_fresh_parse_gives() -> None:
+    """blank_signature uses a TagList it is handed instead of parsing the field again."""
+    raw = b"DKIM-Signature: v=1; bh=abc;\r\n b=dead\r\n beef ; x=1\r\n"
+    parsed = parse_tag_list(raw.partition(b":")[2].removesuffix(b"\r\n"))
+    assert isinstance(parsed, TagList)
+
+    assert blank_signature(raw, parsed=parsed) == blank_signature(raw)
+
+
+def test_blanking_with_tags_of_another_field_parses_the_field_itself() -> None:
+    """Offsets that do not land on this field's = and ; are not trusted."""
+    other = parse_tag_list(b"x=12345; b=zz")
+    assert isinstance(other, TagList)
+
+    raw = b"DKIM-Signature: v=1; b=dead; t=5\r\n"
+
+    assert blank_signature(raw, parsed=other) == b"DKIM-Signature: v=1; b=; t=5"
+
+
 def test_the_signature_field_is_hashed_last_and_without_crlf() -> None:
     """RFC 6376 §3.7: signed fields with CRLF, then the blanked signature field without."""
     message = parse_message(b"From: a\r\nTo: b\r\n\r\n")
@@ -230,3 +250,113 @@ def test_canonical_bodies_are_fixed_points(body: bytes) -> None:
 
         assert canonicalize_body(once, method) == once
         assert once == b"" or once.endswith(b"\r\n")
+
+
+# -- the fast canonicalisation against a literal reading of RFC 6376 ---------------------------
+
+
+def _reference_lines(body: bytes) -> list[bytes]:
+    """The body's lines without their line ends: LF ends a line, a CR just before it too."""
+    lines = body.split(b"\n")
+    unterminated = lines.pop()
+    lines = [line[:-1] if line.endswith(b"\r") else line for line in lines]
+    if unterminated:
+        lines.append(unterminated)
+    return lines
+
+
+def _reference_relaxed_line(line: bytes) -> bytes:
+    """RFC 6376 §3.4.4 on one line: WSP at its end deleted, every WSP run made one SP."""
+    out = bytearray()
+    in_run = False
+    for byte in line:
+        if byte in b" \t":
+            in_run = True
+            continue
+        if in_run:
+            out += b" "
+            in_run = False
+        out.append(byte)
+    return bytes(out)
+
+
+def reference_body(body: bytes, method: Canonicalization) -> bytes:
+    """RFC 6376 §3.4.3 and §3.4.4 applied one line at a time, as the RFC words them."""
+    lines = _reference_lines(body)
+    if method is RELAXED:
+        lines = [_reference_relaxed_line(line) for line in lines]
+    while lines and lines[-1] == b"":
+        lines.pop()
+    if not lines:
+        return b"\r\n" if method is SIMPLE else b""
+    return b"".join(line + b"\r\n" for line in lines)
+
+
+def reference_relaxed_header(raw: bytes) -> bytes:
+    """RFC 6376 §3.4.2 step by step: name lower-cased, value unfolded, squeezed, stripped."""
+    name, _, value = raw.partition(b":")
+    unfolded = bytearray()
+    for index, byte in enumerate(value):
+        if byte == 0x0A or (byte == 0x0D and value[index + 1 : index + 2] == b"\n"):
+            continue
+        unfolded.append(byte)
+    squeezed = _reference_relaxed_line(b"x" + bytes(unfolded) + b"x")[1:-1]
+    return name.strip(b" \t").lower() + b":" + squeezed.strip(b" ") + b"\r\n"
+
+
+#: Any octets, weighted towards those canonicalisation cares about.
+awkward_bytes = st.lists(
+    st.sampled_from([b" ", b"\t", b"\r", b"\n", b"\r\n", b"\r\r\n", b"  ", b"a", b"\x00", b"\xff"])
+    | st.binary(max_size=4),
+    max_size=60,
+).map(b"".join)
+
+
+@given(awkward_bytes)
+def test_fast_body_canonicalisation_matches_the_line_by_line_reference(body: bytes) -> None:
+    """Bare CR, bare LF, trailing WSP, empty lines at the end, no final CRLF: as the RFC says."""
+    for method in Canonicalization:
+        assert canonicalize_body(body, method) == reference_body(body, method)
+
+
+@given(awkward_bytes, st.lists(st.integers(min_value=0, max_value=80), max_size=8))
+def test_streamed_body_canonicalisation_matches_the_reference(
+    body: bytes, cuts: list[int]
+) -> None:
+    """BodyCanonicalizer fed in arbitrary pieces (a CRLF may be cut) gives the reference."""
+    for method in Canonicalization:
+        canonicalizer = BodyCanonicalizer(method)
+        edges = sorted({0, len(body), *(cut for cut in cuts if cut < len(body))})
+
+        pieces = [canonicalizer.feed(body[a:b]) for a, b in itertools.pairwise(edges)]
+        pieces.append(canonicalizer.finish())
+
+        assert b"".join(pieces) == reference_body(body, method)
+
+
+@given(st.sampled_from([b"Subject", b" SuBj \t", b"X-A"]), awkward_bytes)
+def test_relaxed_header_canonicalisation_matches_the_reference(name: bytes, value: bytes) -> None:
+    """canonicalize_header's relaxed form is RFC 6376 §3.4.2 step by step."""
+    raw = name + b":" + value
+
+    assert canonicalize_header(raw, RELAXED) == reference_relaxed_header(raw)
+
+
+def test_a_crlf_cut_between_pieces_is_still_one_line_end() -> None:
+    """A CR at the end of one piece and the LF starting the next make one CRLF."""
+    canonicalizer = BodyCanonicalizer(SIMPLE)
+
+    out = canonicalizer.feed(b"a\r") + canonicalizer.feed(b"\nb\r\r") + canonicalizer.feed(b"\n")
+
+    assert out + canonicalizer.finish() == b"a\r\nb\r\r\n"
+
+
+def test_empty_lines_held_across_pieces_are_restored_before_content() -> None:
+    """Empty lines ending one piece are emitted once a later piece brings content."""
+    canonicalizer = BodyCanonicalizer(RELAXED)
+
+    first = canonicalizer.feed(b"a\r\n \r\n\r\n")
+    second = canonicalizer.feed(b"\t\r\nb\r\n")
+
+    assert (first, second) == (b"a\r\n", b"\r\n\r\n\r\nb\r\n")
+    assert canonicalizer.finish() == b""

@@ -21,6 +21,7 @@ from mailwright.auth.dkim.algorithms import (
 from mailwright.auth.dkim.errors import KeyLoadError
 from mailwright.auth.dkim.keyrecord import KeyRecord, parse_key_record
 from mailwright.auth.dkim.keys import (
+    cached_public_key,
     format_key_record,
     generate_private_key,
     load_private_key,
@@ -172,6 +173,21 @@ class TestPublicKeys:
 
         assert isinstance(result, str)
         assert reason in result
+
+    def test_cached_public_keys_are_loaded_once_per_p_value(self) -> None:
+        """The same k= and p= give the same loaded key; other octets give another."""
+        first = ed25519.Ed25519PrivateKey.generate().public_key()
+        second = ed25519.Ed25519PrivateKey.generate().public_key()
+
+        loaded = cached_public_key("ed25519", public_key_octets(first))
+
+        assert loaded is cached_public_key("ed25519", public_key_octets(first))
+        assert isinstance(loaded, ed25519.Ed25519PublicKey)
+        assert loaded.public_bytes_raw() == public_key_octets(first)
+        assert cached_public_key("ed25519", public_key_octets(second)) is not loaded
+        assert cached_public_key("ed25519", b"\x00" * 44) == load_public_key(
+            "ed25519", b"\x00" * 44
+        )
 
     def test_dkimpy_bad_key_record_has_a_truncated_key(self) -> None:
         """test_bad.txt holds an RSA key cut short: it parses as a record, not as a key."""

@@ -12,10 +12,25 @@ from mailwright.auth.dkim.algorithms import Algorithm
 from mailwright.auth.dkim.canonical import Canonicalization
 from mailwright.auth.dkim.keyrecord import MAX_KEY_RECORD_OCTETS, KeyRecord, parse_key_record
 from mailwright.auth.dkim.signature import Signature, decode_quoted_printable, parse_signature
-from mailwright.auth.dkim.tags import Malformed, TagList, format_tag_list, parse_tag_list
+from mailwright.auth.dkim.tags import (
+    _VALID_SPEC,
+    Malformed,
+    Tag,
+    TagList,
+    _check_value,
+    _matched_tag,
+    _read_spec,
+    _value_problem,
+    format_tag_list,
+    parse_tag_list,
+)
 
 B64 = base64.b64encode(b"\x01" * 32).decode()
 GOOD = f"v=1; a=rsa-sha256; d=example.com; s=sel; h=from:to; bh={B64}; b={B64}"
+
+#: Bits of tag values around folding: line breaks with and without the WSP
+#: that makes them folding, control characters, octets above 0x7F.
+FOLDING_PIECES = [" ", "\t", "\r", "\n", "\r\n", "\r\n ", "\n\t", "a", "=", "\x00", "\x7f", "\xe9"]
 
 
 def signature(text: str) -> Signature:
@@ -114,6 +129,37 @@ class TestTagList:
     def test_parsing_never_raises(self, data: str | bytes) -> None:
         """Any input gives a TagList or a Malformed."""
         assert isinstance(parse_tag_list(data), TagList | Malformed)
+
+    def test_a_hand_built_list_finds_the_first_of_a_repeated_name(self) -> None:
+        """TagList's name index keeps the first tag of a name, as a scan in order would."""
+        tags = TagList((Tag("a", "1", 2, 3), Tag("b", "2", 6, 7), Tag("a", "3", 10, 11)))
+
+        assert tags.get("a") == "1"
+        assert "b" in tags
+        assert "c" not in tags
+
+    @given(st.lists(st.sampled_from(FOLDING_PIECES) | st.text(max_size=3), max_size=20))
+    def test_the_fast_value_check_agrees_with_the_character_walk(self, pieces: list[str]) -> None:
+        """_check_value's regular expressions accept exactly what the walk accepts."""
+        value = "".join(pieces)
+
+        assert _check_value(value) == _value_problem(value)
+
+    @given(
+        st.sampled_from(["", " ", "\r\n ", "\n\t", "\r\n"]),
+        st.sampled_from(["v", "bh", "x_1", "1a"]),
+        st.lists(st.sampled_from(FOLDING_PIECES), max_size=8),
+    )
+    def test_a_spec_read_in_one_match_is_read_alike_step_by_step(
+        self, before: str, name: str, pieces: list[str]
+    ) -> None:
+        """Whatever _VALID_SPEC reads, _read_spec reads with the same name, value and offsets."""
+        spec = before + name + "=" + "".join(pieces)
+        match = _VALID_SPEC.match(spec)
+
+        if match is not None and match.end() == len(spec):
+            for decode in (False, True):
+                assert _read_spec(spec, 0, len(spec), decode) == ("", _matched_tag(match, decode))
 
 
 class TestSignature:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from mailwright.auth.dmarc.from_header import (
+    _SIMPLE_MAILBOX,
     MAX_PROBLEMS,
     Mailbox,
+    _parse_tokens,
     author_domains,
     author_domains_of,
     parse_mailboxes,
@@ -194,3 +197,35 @@ def test_extraction_never_raises(values: list[str | bytes]) -> None:
     for domain in found.domains:
         assert domain == domain.lower()
         assert domain.isascii()
+
+
+# -- the fast path for common forms ---------------------------------------------------
+
+FROM_PIECES = st.sampled_from(
+    [
+        "a", "B", "é", " ", "\t", '"', "\\", "<", ">", "@", ".", ",", ";", ":", "(", ")",
+        "[", "]", "\r", "\n", "\x0b", "\u2028", "ex.com", '"A B"', "<a@b.c>", "@x:",
+        "=?utf-8?q?x?=",
+    ]
+)  # fmt: skip
+
+
+@given(st.lists(FROM_PIECES, max_size=12).map("".join) | st.text(max_size=60))
+def test_the_fast_path_reads_what_the_tokens_read(value: str) -> None:
+    """parse_mailboxes() gives the token reading's answer for every value, simple or not."""
+    assert parse_mailboxes(value) == _parse_tokens(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        '"Alice Example" <alice@example.com>',
+        "alice@example.com",
+        "Alice Example <alice.x@mail.example.com>",
+        ' "x" y  <b@c.example>  ',
+    ],
+)
+def test_common_forms_take_the_fast_path(value: str) -> None:
+    """The usual From forms are read by the one pattern, with the tokens' answer."""
+    assert _SIMPLE_MAILBOX.fullmatch(value) is not None
+    assert parse_mailboxes(value) == _parse_tokens(value)

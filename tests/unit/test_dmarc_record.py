@@ -318,3 +318,26 @@ def test_parsing_never_raises(text: str | bytes) -> None:
     assert isinstance(outcome, Record | RecordError)
     if isinstance(outcome, RecordError):
         assert outcome.reason
+
+
+# -- the cache of parsed records ------------------------------------------------------
+
+
+def test_a_record_parsed_again_is_the_kept_result() -> None:
+    """Parsing the same text twice gives the same immutable record, text or octets alike."""
+    text = "v=DMARC1; p=reject; rua=mailto:reports@example.com; adkim=r"
+
+    first = parse_record(text)
+    again = parse_record(text)
+    from_octets = parse_record(text.encode())
+
+    assert again is first
+    assert from_octets == first
+    assert isinstance(first, Record)
+    assert first.p is Policy.REJECT
+
+
+def test_an_invalid_record_parsed_again_gives_the_same_error() -> None:
+    """The kept result of text that is no DMARC record is the same error."""
+    assert parse_record("v=spf1 -all") == parse_record(b"v=spf1 -all")
+    assert isinstance(parse_record("v=spf1 -all"), RecordError)

@@ -239,14 +239,32 @@ def test_terms_after_all_and_a_redirect_beside_all_are_not_counted() -> None:
 def test_terms_with_macros_are_counted_without_being_followed() -> None:
     """A target built from the client's data cannot be looked up ahead of time."""
     zone = Zone(
-        {"example.com": [spf("v=spf1 exists:%{i}.bl.example.com include:%{d2}.example.net -all")]}
+        {"example.com": [spf("v=spf1 exists:%{i}.bl.example.com include:%{l}.example.net -all")]}
     )
 
     count = zone.run(count_lookups("example.com"))
 
     assert count.total == 2
     assert all("macros" in term.note for term in count.terms)
+    assert [term.problem for term in count.terms] == ["macros", "macros"]
     assert zone.questions == [("example.com", "TXT")]
+
+
+def test_the_current_and_the_sender_domain_macros_are_expanded_and_followed() -> None:
+    """%{d} is the domain of the record walked, %{o} the domain at the top (§7.3)."""
+    zone = Zone(
+        {
+            "example.com": [spf("v=spf1 include:_spf.%{d} -all")],
+            "_spf.example.com": [spf("v=spf1 exists:%{d}.%{o}.example.net -all")],
+            "_spf.example.com.example.com.example.net": [("A", "127.0.0.2")],
+        }
+    )
+
+    count = zone.run(count_lookups("example.com"))
+
+    assert count.total == 2
+    assert count.ok
+    assert ("_spf.example.com.example.com.example.net", "A") in zone.questions
 
 
 def test_a_domain_without_a_record_is_an_error() -> None:

@@ -250,3 +250,30 @@ def test_records_built_from_valid_terms_parse_term_for_term(
     record = parsed("v=spf1 " + " ".join(texts))
 
     assert [d.text for d in record.directives] == [t for t in texts if t != "foo=bar"]
+
+
+# -- the cache of parsed records ------------------------------------------------------
+
+
+def test_a_record_parsed_again_is_the_kept_result() -> None:
+    """Parsing the same text twice gives the same immutable record, text or octets alike."""
+    text = "v=spf1 include:_spf.example.net ip4:192.0.2.0/24 -all"
+
+    first = parse_record(text)
+    again = parse_record(text)
+    from_octets = parse_record(text.encode())
+
+    assert again is first
+    assert from_octets == first
+    assert isinstance(first, Record)
+    assert [d.text for d in first.directives] == [
+        "include:_spf.example.net",
+        "ip4:192.0.2.0/24",
+        "-all",
+    ]
+
+
+def test_an_invalid_record_parsed_again_gives_the_same_error() -> None:
+    """The kept result of an invalid record is the same error, not a record."""
+    assert parse_record(b"v=spf1 bogus:x") == parse_record(b"v=spf1 bogus:x")
+    assert isinstance(parse_record(b"v=spf1 bogus:x"), RecordError)

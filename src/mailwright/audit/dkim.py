@@ -141,7 +141,8 @@ def _audit_key(answer: Answer) -> tuple[list[Finding], bool]:
 
     bits = key_bits(key)
     details = dict(key_type=record.key_type, bits=bits, **where)
-    findings = [ok("dkim.key", f"{name} holds a {record.key_type} key", **details)]
+    label = {"rsa": "RSA", "ed25519": "Ed25519"}.get(record.key_type, record.key_type)
+    findings = [ok("dkim.key", f"{name} holds an {label} key", **details)]
     findings.append(_size(name, record.key_type, bits, details))
     if record.testing:
         findings.append(

@@ -24,11 +24,23 @@ checks when it removes fields claiming our own authserv-id (RFC 8601 §5).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 #: RFC 2045 tspecials: a token is any visible ASCII except these.
 _TSPECIALS = frozenset('()<>@,;:\\"/[]?=')
+
+
+def _visible_except(excluded: str) -> re.Pattern[str]:
+    """A pattern matching one or more visible ASCII characters, none of ``excluded``."""
+    allowed = "".join(chr(c) for c in range(33, 127) if chr(c) not in excluded)
+    return re.compile(f"[{re.escape(allowed)}]+")
+
+
+#: A token (RFC 2045 §5.1) and a property value written as is (RFC 8601 §2.2).
+_TOKEN = _visible_except("".join(_TSPECIALS))
+_BARE_PVALUE = _visible_except('()<>,;:\\"[]')
 
 #: The result words of each method, as RFC 8601 §2.7 (and the method RFCs) spell them.
 RESULT_WORDS: dict[str, frozenset[str]] = {
@@ -131,26 +143,33 @@ def _format_result(result: MethodResult) -> str:
 
 def _value(text: str) -> str:
     """A token when ``text`` is one (RFC 2045), else a quoted string."""
-    if text and all(33 <= ord(c) < 127 and c not in _TSPECIALS for c in text):
+    if _TOKEN.fullmatch(text):
         return text
     return _quoted(text)
 
 
 def _pvalue(text: str) -> str:
     """A property value: an address or domain as is (RFC 8601 §2.2), else a value."""
-    if text and all(33 <= ord(c) < 127 and c not in '()<>,;:\\"[]' for c in text):
+    if _BARE_PVALUE.fullmatch(text):
         return text
     return _quoted(text)
 
 
 def _quoted(text: str) -> str:
-    cleaned = "".join(c if c.isprintable() else " " for c in text)
+    cleaned = _printable(text)
     return '"' + cleaned.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _comment(text: str) -> str:
-    cleaned = "".join(c if c.isprintable() else " " for c in text)
+    cleaned = _printable(text)
     return cleaned.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+
+
+def _printable(text: str) -> str:
+    """``text`` with each character that is not printable replaced by a space."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else " " for c in text)
 
 
 # --- Reading -----------------------------------------------------------------------

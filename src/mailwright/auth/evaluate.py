@@ -20,18 +20,19 @@ every method reports trouble as its own result word.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from mailwright.auth.arc import ArcResult, check_arc
+from mailwright.auth.arc import ArcResult, verify_chain
 from mailwright.auth.authres import AuthenticationResults, MethodResult, header_field
-from mailwright.auth.dkim import DkimResult, verify_message
-from mailwright.auth.dmarc import DkimCheck, DmarcResult, SpfCheck, check_dmarc
+from mailwright.auth.dkim import DkimResult, verify
+from mailwright.auth.dmarc import DkimCheck, DmarcResult, SpfCheck, author_domains_of
+from mailwright.auth.dmarc import evaluate as evaluate_dmarc
 from mailwright.auth.message import Message, parse_message
-from mailwright.auth.spf import SpfResult, check_spf, helo_identity
-from mailwright.dns.queries import CachingResolver
+from mailwright.auth.spf import SpfResult, helo_identity, identity_for
+from mailwright.auth.spf.receiver import log_checked, start_spf
+from mailwright.dns.queries import CachingResolver, Progress, run, run_all
 
 __all__ = ["Verdict", "authenticate"]
 
@@ -119,20 +120,31 @@ async def authenticate(
     parsed = parse_message(message) if isinstance(message, bytes) else message
     moment = time.time() if now is None else now
 
-    spf_task = check_spf(resolver, ip=ip, mail_from=mail_from, helo=helo, receiver=receiver)
-    dkim_task = verify_message(resolver, parsed, now=moment)
-    arc_task = check_arc(resolver, parsed, now=moment)
-    spf, dkim, arc = await asyncio.gather(spf_task, dkim_task, arc_task)
+    # SPF, DKIM and ARC are independent: run_all answers each from the cache
+    # as far as it goes without awaiting, then lets the rest go on concurrently.
+    spf_run = start_spf(ip=ip, mail_from=mail_from, helo=helo, receiver=receiver)
+    dkim_run = Progress(verify(parsed, now=moment))
+    arc_run = Progress(verify_chain(parsed, now=moment))
+    runs: list[Progress[Any]] = [spf_run, dkim_run, arc_run]
+    helo_run: Progress[SpfResult] | None = None
+    if check_helo and identity_for(mail_from, helo).scope != "helo" and helo_identity(helo).domain:
+        helo_run = start_spf(ip=ip, mail_from="", helo=helo, receiver=receiver, helo_only=True)
+        runs.append(helo_run)
+    await run_all(resolver, *runs)
 
-    helo_result: SpfResult | None = None
-    if check_helo and spf.identity != "helo" and helo_identity(helo).domain:
-        helo_result = await check_spf(resolver, ip=ip, mail_from="", helo=helo, receiver=receiver)
+    spf, dkim, arc = spf_run.result, dkim_run.result, arc_run.result
+    helo_result = helo_run.result if helo_run is not None else None
+    for checked in (spf, helo_result):
+        if checked is not None:
+            log_checked(checked)
 
-    dmarc = await check_dmarc(
+    dmarc = await run(
+        evaluate_dmarc(
+            author_domains_of(parsed),
+            spf=SpfCheck(spf.result.value, spf.domain),
+            dkim=[DkimCheck(s.domain, s.result.value, s.selector) for s in dkim if s.domain],
+        ),
         resolver,
-        message=parsed,
-        spf=SpfCheck(spf.result.value, spf.domain),
-        dkim=[DkimCheck(s.domain, s.result.value, s.selector) for s in dkim if s.domain],
     )
     return Verdict(spf=spf, dkim=tuple(dkim), arc=arc, dmarc=dmarc, ip=ip, helo=helo_result)
 

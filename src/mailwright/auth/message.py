@@ -14,7 +14,12 @@ them); the raw bytes of each field keep whatever ending it had.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+#: One field of a header section: a line, then every continuation line (one that
+#: begins with white space). No line of the section is empty, so no match is.
+_FIELD = re.compile(rb"[^\n]+(?:\n|\Z)(?:[ \t][^\n]*(?:\n|\Z))*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,28 +66,23 @@ def parse_message(content: bytes) -> Message:
     with an empty name, so that nothing of the header section is lost (and
     DKIM can still refuse to verify what it cannot canonicalise).
     """
-    headers: list[HeaderField] = []
-    current: list[bytes] = []
-    position = 0
-    length = len(content)
-    body = b""
-    while position < length:
-        end = content.find(b"\n", position)
-        line_end = length if end < 0 else end + 1
-        line = content[position:line_end]
-        if line in (b"\r\n", b"\n"):
-            body = content[line_end:]
-            break
-        if line[:1] in (b" ", b"\t") and current:
-            current.append(line)
-        else:
-            if current:
-                headers.append(_field(b"".join(current)))
-            current = [line]
-        position = line_end
-    if current:
-        headers.append(_field(b"".join(current)))
-    return Message(tuple(headers), body)
+    header, body = _split(content)
+    fields = (_field(found.group()) for found in _FIELD.finditer(header))
+    return Message(tuple(fields), body)
+
+
+def _split(content: bytes) -> tuple[bytes, bytes]:
+    """The header section (with its last line end) and the body after the empty line."""
+    for empty in (b"\r\n", b"\n"):
+        if content.startswith(empty):
+            return b"", content[len(empty) :]
+    crlf = content.find(b"\n\r\n")
+    lf = content.find(b"\n\n", 0, crlf + 1 if crlf >= 0 else len(content))
+    if crlf < 0 and lf < 0:
+        return content, b""
+    if lf < 0 or 0 <= crlf < lf:
+        return content[: crlf + 1], content[crlf + 3 :]
+    return content[: lf + 1], content[lf + 2 :]
 
 
 def _field(raw: bytes) -> HeaderField:

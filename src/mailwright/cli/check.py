@@ -109,7 +109,12 @@ def format_report(report: Report) -> str:
             if finding.fix:
                 lines.extend(_wrap(finding.fix, _INDENT + "fix: ", _INDENT + "     "))
     summary = report.summary
-    lines.extend(["", ", ".join(f"{count} {name}" for name, count in summary.items())])
+    plural = {"error", "warning"}  # "3 errors, 1 warning, 2 info, 9 ok"
+    counts = [
+        f"{count} {name}{'s' if count != 1 and name in plural else ''}"
+        for name, count in summary.items()
+    ]
+    lines.extend(["", ", ".join(counts)])
     return "\n".join(lines)
 
 

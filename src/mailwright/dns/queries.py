@@ -15,7 +15,12 @@ yields a :data:`Step`, a tuple of :class:`Query` values it needs answered
 :func:`run` drives such a generator against a :class:`CachingResolver` (the
 shared async resolver plus a cache that honours TTLs and caches negative
 answers, RFC 2308); :func:`run_sync` drives it against any function, which is
-how unit tests feed it fixture zones. An :class:`Answer` is plain data: a
+how unit tests feed it fixture zones. A step whose every answer is in the
+cache is answered on the spot, without awaiting: with a warm cache a whole
+evaluation runs as plain function calls. :class:`Progress` holds one
+evaluation part-way, and :func:`run_all` drives several independent ones
+(SPF, DKIM and ARC of one message) from the cache first, then concurrently
+for whatever the cache lacked. An :class:`Answer` is plain data: a
 :class:`~mailwright.dns.mx.LookupStatus` and the records, decoded per type
 (TXT: the strings of each record joined, as bytes; A and AAAA: address text;
 MX: ``(preference, exchange)``; PTR and CNAME: the target name).
@@ -27,11 +32,12 @@ may hold spaces, ``%`` or any octet (SPF macros produce such names).
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 import dns.asyncresolver
 import dns.exception
@@ -50,10 +56,23 @@ RDTYPES = frozenset({"A", "AAAA", "MX", "TXT", "PTR", "CNAME"})
 
 @dataclass(frozen=True, slots=True)
 class Query:
-    """One DNS question: an absolute name and a record type."""
+    """One DNS question: an absolute name and a record type.
+
+    The hash is computed once, at construction: a query is a cache key that
+    is hashed on every lookup, and hashing a :class:`dns.name.Name` folds the
+    case of every label each time.
+    """
 
     name: dns.name.Name
     rdtype: str
+    _hash: int = field(init=False, repr=False, compare=False)
+    _text: str = field(default="", init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.name, self.rdtype)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @classmethod
     def of(cls, name: str | bytes | dns.name.Name, rdtype: str) -> Query:
@@ -62,25 +81,36 @@ class Query:
         Text is taken as octets (UTF-8), not parsed as a zone-file name, so a
         label may hold a space or a backslash as is. Raises :class:`ValueError`
         for an unknown type, an empty label, a label over 63 octets or a name
-        over 255.
+        over 255. Queries for text are kept (they are immutable), so asking
+        for the same name again returns the same object.
         """
-        if rdtype not in RDTYPES:
-            raise ValueError(f"unsupported record type {rdtype!r}")
         if isinstance(name, dns.name.Name):
+            if rdtype not in RDTYPES:
+                raise ValueError(f"unsupported record type {rdtype!r}")
             return cls(name if name.is_absolute() else name.concatenate(dns.name.root), rdtype)
-        raw = name.encode("utf-8") if isinstance(name, str) else name
-        labels = raw.rstrip(b".").split(b".") if raw.strip(b".") else []
-        if any(not label for label in labels):
-            raise ValueError(f"empty label in {raw[:80]!r}")
-        try:
-            return cls(dns.name.Name([*labels, b""]), rdtype)
-        except (dns.name.NameTooLong, dns.name.LabelTooLong) as exc:
-            raise ValueError(f"{raw[:80]!r}: {exc}") from exc
+        return _query_of_text(name, rdtype)
 
     @property
     def text(self) -> str:
         """The name as text without the final dot (for logs and results)."""
-        return self.name.to_text(omit_final_dot=True)
+        if not self._text:
+            object.__setattr__(self, "_text", self.name.to_text(omit_final_dot=True))
+        return self._text
+
+
+@functools.lru_cache(maxsize=4096)
+def _query_of_text(name: str | bytes, rdtype: str) -> Query:
+    """:meth:`Query.of` for text; errors are raised, not kept."""
+    if rdtype not in RDTYPES:
+        raise ValueError(f"unsupported record type {rdtype!r}")
+    raw = name.encode("utf-8") if isinstance(name, str) else name
+    labels = raw.rstrip(b".").split(b".") if raw.strip(b".") else []
+    if any(not label for label in labels):
+        raise ValueError(f"empty label in {raw[:80]!r}")
+    try:
+        return Query(dns.name.Name([*labels, b""]), rdtype)
+    except (dns.name.NameTooLong, dns.name.LabelTooLong) as exc:
+        raise ValueError(f"{raw[:80]!r}: {exc}") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,15 +139,141 @@ Answers = tuple[Answer, ...]
 Evaluation = Generator[Step, Answers, T]
 
 
+class Progress(Generic[T]):
+    """One evaluation part-way through: the step it waits for, or its result.
+
+    Constructing it runs the evaluation to its first step. :meth:`from_cache`
+    answers steps from a resolver's cache for as long as the cache holds every
+    answer, without awaiting anything; :meth:`finish` drives it to its result,
+    asking DNS for what the cache lacks. With ``time_limit``, :meth:`finish`
+    gives up after that many seconds of waiting for DNS, closes the
+    evaluation and takes ``expired()`` as its result (the SPF check's bound,
+    RFC 7208 §4.6.4); answers from the cache take no time to wait for.
+    Exceptions the evaluation raises propagate.
+    """
+
+    __slots__ = ("_result", "done", "evaluation", "expired", "step", "time_limit")
+
+    def __init__(
+        self,
+        evaluation: Evaluation[T],
+        *,
+        time_limit: float | None = None,
+        expired: Callable[[], T] | None = None,
+    ) -> None:
+        if (time_limit is None) != (expired is None):
+            raise ValueError("give both time_limit and expired, or neither")
+        self.evaluation = evaluation
+        self.time_limit = time_limit
+        self.expired = expired
+        self.done = False
+        self.step: Step = ()
+        self._result: T | None = None
+        try:
+            self.step = next(evaluation)
+        except StopIteration as stop:
+            self._end(stop.value)
+
+    @property
+    def result(self) -> T:
+        """The evaluation's result; :class:`RuntimeError` while it is not done."""
+        if not self.done:
+            raise RuntimeError("the evaluation has not finished")
+        return self._result  # type: ignore[return-value]  # T itself may include None
+
+    def send(self, answers: Answers) -> None:
+        """Answer the current step; the evaluation moves to its next step or its result."""
+        try:
+            self.step = self.evaluation.send(answers)
+        except StopIteration as stop:
+            self._end(stop.value)
+
+    def from_cache(self, resolver: CachingResolver) -> bool:
+        """Answer steps from ``resolver``'s cache while it can; True once done."""
+        while not self.done:
+            answers = resolver.cached(self.step)
+            if answers is None:
+                return False
+            self.send(answers)
+        return True
+
+    async def finish(self, resolver: CachingResolver) -> T:
+        """Drive the evaluation to its result, answering each step from ``resolver``."""
+        if self.time_limit is None:
+            await self._drive(resolver)
+            return self.result
+        if self.from_cache(resolver):
+            return self.result
+
+        try:
+            async with asyncio.timeout(self.time_limit):
+                await self._drive(resolver)
+        except TimeoutError:
+            self.evaluation.close()
+            assert self.expired is not None
+            self._end(self.expired())
+        return self.result
+
+    async def _drive(self, resolver: CachingResolver) -> None:
+        while not self.done:
+            answers = resolver.cached(self.step)
+            if answers is None:
+                answers = await resolver.resolve_all(self.step)
+            self.send(answers)
+
+    def _end(self, result: T) -> None:
+        self.done = True
+        self.step = ()
+        self._result = result
+
+
 async def run(evaluation: Evaluation[T], resolver: CachingResolver) -> T:
-    """Drive ``evaluation`` to its result, answering each step from ``resolver``."""
-    try:
-        step = next(evaluation)
-        while True:
-            answers = await resolver.resolve_all(step)
-            step = evaluation.send(answers)
-    except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]  # the generator's return value
+    """Drive ``evaluation`` to its result, answering each step from ``resolver``.
+
+    Steps the cache answers whole are answered at once, without awaiting.
+    """
+    return await Progress(evaluation).finish(resolver)
+
+
+T1 = TypeVar("T1")
+T2 = TypeVar("T2")
+T3 = TypeVar("T3")
+
+
+@overload
+async def run_all(resolver: CachingResolver, first: Progress[T1], /) -> tuple[T1]: ...
+
+
+@overload
+async def run_all(
+    resolver: CachingResolver, first: Progress[T1], second: Progress[T2], /
+) -> tuple[T1, T2]: ...
+
+
+@overload
+async def run_all(
+    resolver: CachingResolver, first: Progress[T1], second: Progress[T2], third: Progress[T3], /
+) -> tuple[T1, T2, T3]: ...
+
+
+@overload
+async def run_all(resolver: CachingResolver, /, *runs: Progress[Any]) -> tuple[Any, ...]: ...
+
+
+async def run_all(resolver: CachingResolver, /, *runs: Progress[Any]) -> tuple[Any, ...]:
+    """Drive independent evaluations to their results; the results in the same order.
+
+    Each is first answered from the cache as far as the cache goes, one after
+    the other and without awaiting (a warm cache creates no task at all); the
+    ones still waiting then go on concurrently, each at its own pace and
+    within its own time limit, as :func:`asyncio.gather` of :meth:`Progress.finish`.
+    """
+    waiting = [progress for progress in runs if not progress.from_cache(resolver)]
+    if len(waiting) == 1:
+        await waiting[0].finish(resolver)
+    elif waiting:
+        await asyncio.gather(*(progress.finish(resolver) for progress in waiting))
+    return tuple(progress.result for progress in runs)
 
 
 def run_sync(evaluation: Evaluation[T], answer: Callable[[Query], Answer]) -> T:
@@ -157,6 +313,25 @@ class CachingResolver:
         self._cache: OrderedDict[Query, tuple[float, Answer]] = OrderedDict()
         self.hits = 0
         self.misses = 0
+
+    def cached(self, queries: Sequence[Query]) -> Answers | None:
+        """Every query's answer from the cache, or None when any is missing or stale.
+
+        Counts hits only when it answers; a stale entry is left for
+        :meth:`resolve` to replace.
+        """
+        now = self.clock()
+        cache = self._cache
+        answers = []
+        for query in queries:
+            entry = cache.get(query)
+            if entry is None or entry[0] <= now:
+                return None
+            answers.append(entry[1])
+        for query in queries:
+            cache.move_to_end(query)
+        self.hits += len(answers)
+        return tuple(answers)
 
     async def resolve_all(self, queries: Sequence[Query]) -> Answers:
         """Answer every query, concurrently; the answers come in the queries' order."""

@@ -192,7 +192,7 @@ def _check_ams(
     if digest != signature.body_hash:
         return _Check(False, "body hash did not verify")
 
-    blanked = blank_signature(signature.field.raw)
+    blanked = blank_signature(signature.field.raw, parsed=signature.tags)
     if blanked is None:
         return _Check(False, "the signature field could not be blanked for hashing")
     fields = select_headers(message.headers, signature.headers, skip=signature.field)
@@ -208,7 +208,7 @@ def _check_seal(chain: Chain, found: ArcSet, key: _KeyLookup) -> _Check:
     public = _key(key(seal.key_name), seal.algorithm, seal.domain)
     if isinstance(public, _Check):
         return public
-    blanked = blank_signature(seal.field.raw)
+    blanked = blank_signature(seal.field.raw, parsed=seal.tags)
     if blanked is None:
         return _Check(False, "the seal field could not be blanked for hashing")
     digest = header_digest(

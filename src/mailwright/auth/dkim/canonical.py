@@ -13,11 +13,23 @@ convert local line ends first). A message read from a file may end its lines
 with a bare LF, so both here and in :mod:`mailwright.auth.message` a bare LF
 counts as a line end and is hashed as CRLF; a bare CR is content.
 
+Speed. Bodies are rewritten a whole run of lines at a time, never line by
+line in Python: bare LFs become CRLF in one pass, relaxed's white-space
+runs are squeezed by a few ``bytes.replace`` passes (:func:`_squeeze_wsp`),
+the single space a run leaves before CRLF is removed by one more, and the
+empty lines at the end are found from the end of the text
+(:func:`_settle`). Every step is a C loop over the whole buffer, so a 10 KB
+body costs tens of microseconds rather than one regex call per line. (A
+regular expression over the whole body is no faster: ``re`` has no quick
+scan for a class like ``[ \t]{2,}`` and tries it at every octet.)
+
 :class:`BodyCanonicalizer` works incrementally, so a body can be hashed as it
-streams in (SMTP DATA, a spool file) without being held twice; the one-shot
-:func:`canonicalize_body` is built on it. :func:`canonicalize_header` takes a
-field's raw octets as :class:`~mailwright.auth.message.HeaderField` keeps
-them, name and folding included.
+streams in (SMTP DATA, a spool file) without being held twice: it cuts each
+piece at its last line end and hands the complete lines to the same
+:func:`_settle` as the one-shot :func:`canonicalize_body`, so the two cannot
+disagree. :func:`canonicalize_header` takes a field's raw octets as
+:class:`~mailwright.auth.message.HeaderField` keeps them, name and folding
+included.
 """
 
 from __future__ import annotations
@@ -25,9 +37,7 @@ from __future__ import annotations
 import enum
 import re
 
-_WSP_RUN = re.compile(rb"[ \t]+")
 _BARE_LF = re.compile(rb"(?<!\r)\n")
-_FOLD = re.compile(rb"\r?\n")
 
 
 class Canonicalization(enum.Enum):
@@ -67,6 +77,23 @@ def crlf_lines(data: bytes) -> bytes:
     return _BARE_LF.sub(b"\r\n", data)
 
 
+def _squeeze_wsp(data: bytes) -> bytes:
+    """``data`` with every run of WSP (SP, HTAB) made one SP, as relaxed wants.
+
+    Relaxed treats SP and HTAB alike, so tabs become spaces first; then
+    each pass of ``bytes.replace`` merges pairs of spaces, halving every
+    run, until a pass changes nothing. A run of n spaces takes about
+    log2(n) passes, each one C loop; text without double spaces takes one.
+    """
+    if b"\t" in data:
+        data = data.replace(b"\t", b" ")
+    while True:
+        merged = data.replace(b"  ", b" ")
+        if len(merged) == len(data):
+            return data
+        data = merged
+
+
 def canonicalize_header(raw: bytes, method: Canonicalization) -> bytes:
     """One header field in canonical form, ending in CRLF (RFC 6376 §3.4.1, §3.4.2).
 
@@ -80,14 +107,59 @@ def canonicalize_header(raw: bytes, method: Canonicalization) -> bytes:
         return field if field.endswith(b"\r\n") else field + b"\r\n"
 
     name, _, value = raw.partition(b":")
-    value = _WSP_RUN.sub(b" ", _FOLD.sub(b"", value)).strip(b" ")
-    return name.strip(b" \t").lower() + b":" + value + b"\r\n"
+    # Unfolding deletes every LF and a CR just before one: the same as
+    # removing each CRLF and then each remaining (bare) LF.
+    value = _squeeze_wsp(value.replace(b"\r\n", b"").replace(b"\n", b""))
+    return name.strip(b" \t").lower() + b":" + value.strip(b" ") + b"\r\n"
 
 
 def canonicalize_body(body: bytes, method: Canonicalization) -> bytes:
-    """The whole body in canonical form (RFC 6376 §3.4.3, §3.4.4)."""
-    canonicalizer = BodyCanonicalizer(method)
-    return canonicalizer.feed(body) + canonicalizer.finish()
+    """The whole body in canonical form (RFC 6376 §3.4.3, §3.4.4).
+
+    Gives exactly what :class:`BodyCanonicalizer` gives when fed ``body``
+    in any pieces, without its bookkeeping.
+    """
+    relaxed = method is Canonicalization.RELAXED
+    if body and not body.endswith(b"\n"):
+        body += b"\r\n"
+    canonical, _ = _settle(body, relaxed)
+    if not canonical and not relaxed:
+        return b"\r\n"
+    return canonical
+
+
+def _settle(lines: bytes, relaxed: bool) -> tuple[bytes, int]:
+    """Complete lines in canonical form, split into what is settled and what is held.
+
+    ``lines`` is empty or ends with a line end (LF or CRLF). Returns the
+    canonical octets up to and including the last line that is not empty
+    once canonicalised, and the number of empty lines after it, which are
+    dropped at the end of a body and restored when more content follows.
+
+    How the end is found without walking the lines: strip every CR and LF
+    from the end of the text; what was stripped holds only line ends, empty
+    lines and the CRs that end the content of a line (a bare CR is
+    content). A line with such content ends in CR CR LF, so the last
+    occurrence of CR CR LF in the stripped part ends the last non-empty
+    line; without one, that line is the one the strip cut into, and its
+    CRLF comes first in the stripped part.
+    """
+    text = crlf_lines(lines)
+    if relaxed:
+        # Runs never cross a line end (CR and LF are not WSP); once each is
+        # a single space, the one left at a line end goes.
+        text = _squeeze_wsp(text).replace(b" \r\n", b"\r\n")
+
+    content_end = len(text.rstrip(b"\r\n"))
+    last_cr_line = text.rfind(b"\r\r\n", content_end)
+    if last_cr_line >= 0:
+        keep = last_cr_line + 3
+    elif content_end:
+        keep = content_end + 2
+    else:
+        keep = 0
+    held = (len(text) - keep) // 2
+    return (text if keep == len(text) else text[:keep]), held
 
 
 class BodyCanonicalizer:
@@ -101,6 +173,10 @@ class BodyCanonicalizer:
     The two algorithms differ at the end: "simple" turns an empty body into
     one CRLF (RFC 6376 §3.4.3), "relaxed" leaves it empty (§3.4.4).
     A last line without a line end is completed with CRLF by both.
+
+    Each piece is cut after its last LF; the complete lines before the cut
+    (with the held start of the first one) go to :func:`_settle` in one
+    call, the rest waits for the next piece.
     """
 
     def __init__(self, method: Canonicalization) -> None:
@@ -115,20 +191,18 @@ class BodyCanonicalizer:
         """Take the next piece of the body; return the canonical octets now settled."""
         if self._finished:
             raise RuntimeError("feed() after finish()")
-        if b"\n" not in data:
+        cut = data.rfind(b"\n") + 1
+        if not cut:
             if data:
                 self._partial.append(data)
             return b""
 
-        self._partial.append(data)
-        lines = b"".join(self._partial).split(b"\n")
-        tail = lines.pop()
-        self._partial = [tail] if tail else []
-
-        out: list[bytes] = []
-        for line in lines:
-            self._emit(line[:-1] if line.endswith(b"\r") else line, out)
-        return b"".join(out)
+        complete = data if cut == len(data) else data[:cut]
+        if self._partial:
+            self._partial.append(complete)
+            complete = b"".join(self._partial)
+        self._partial = [data[cut:]] if cut < len(data) else []
+        return self._take(complete)
 
     def finish(self) -> bytes:
         """The canonical octets still held: the last line, or the empty-body form."""
@@ -136,23 +210,20 @@ class BodyCanonicalizer:
             return b""
         self._finished = True
 
-        out: list[bytes] = []
+        out = b""
         if self._partial:
-            self._emit(b"".join(self._partial), out)
+            out = self._take(b"".join(self._partial) + b"\r\n")
             self._partial = []
         if not self._started and not self._relaxed:
-            out.append(b"\r\n")
-        return b"".join(out)
+            out += b"\r\n"
+        return out
 
-    def _emit(self, line: bytes, out: list[bytes]) -> None:
-        """Append one line (without its line end) in canonical form to ``out``."""
-        if self._relaxed:
-            line = _WSP_RUN.sub(b" ", line).rstrip(b" ")
-        if not line:
-            self._blank_lines += 1
-            return
-        if self._blank_lines:
-            out.append(b"\r\n" * self._blank_lines)
-            self._blank_lines = 0
-        out.append(line + b"\r\n")
+    def _take(self, lines: bytes) -> bytes:
+        """Canonicalise complete ``lines``; return them after any empty lines held so far."""
+        canonical, blank_after = _settle(lines, self._relaxed)
+        if not canonical:
+            self._blank_lines += blank_after
+            return b""
+        held, self._blank_lines = self._blank_lines, blank_after
         self._started = True
+        return b"\r\n" * held + canonical if held else canonical

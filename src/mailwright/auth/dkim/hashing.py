@@ -29,7 +29,7 @@ from mailwright.auth.dkim.canonical import (
     canonicalize_body,
     canonicalize_header,
 )
-from mailwright.auth.dkim.tags import blank_value
+from mailwright.auth.dkim.tags import Tag, TagList, blank_value
 from mailwright.auth.message import HeaderField
 
 
@@ -57,11 +57,18 @@ def select_headers(
     return chosen
 
 
-def blank_signature(raw: bytes, tag: str = "b") -> bytes | None:
+def blank_signature(raw: bytes, tag: str = "b", parsed: TagList | None = None) -> bytes | None:
     """A signature field with its ``tag`` value deleted and no final line ending.
 
     ``raw`` is the whole field (name, colon, value, line ending). Returns
     None when the value is not a tag list holding ``tag``.
+
+    ``parsed`` is the tag list already read from this field's value, line
+    ending removed, as bytes (what :func:`~.signature.parse_signature` keeps
+    in ``Signature.tags``, and ARC's field parsers likewise): its offsets
+    then locate the value, and the field is not parsed a second time. If the
+    offsets do not fall on an ``=`` and a ``;`` (or the end) of ``raw``, the
+    tag list was not this field's and it is parsed after all.
     """
     name, colon, value = raw.partition(b":")
     if not colon:
@@ -70,8 +77,21 @@ def blank_signature(raw: bytes, tag: str = "b") -> bytes | None:
         value = value[:-2]
     elif value.endswith(b"\n"):
         value = value[:-1]
+
+    found = None if parsed is None else parsed.find(tag)
+    if found is not None and _delimits(value, found):
+        return name + b":" + value[: found.start] + value[found.end :]
     blanked = blank_value(value, tag)
     return None if blanked is None else name + b":" + blanked
+
+
+def _delimits(value: bytes, tag: Tag) -> bool:
+    """True when ``tag``'s offsets fit ``value``: just after an ``=``, before ``;`` or the end."""
+    return (
+        0 < tag.start <= tag.end <= len(value)
+        and value[tag.start - 1 : tag.start] == b"="
+        and value[tag.end : tag.end + 1] in (b";", b"")
+    )
 
 
 def header_hash_input(

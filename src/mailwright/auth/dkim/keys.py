@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
@@ -43,6 +44,10 @@ DEFAULT_RSA_BITS = 2048
 MAX_RSA_BITS = 8192
 
 _ED25519_BYTES = 32
+
+#: Public keys kept loaded by :func:`cached_public_key`: a verifier meets the
+#: same few hundred signing keys over and over (big senders, lists, ARC sealers).
+PUBLIC_KEY_CACHE_SIZE = 512
 _PRIVATE = (rsa.RSAPrivateKey, ed25519.Ed25519PrivateKey)
 
 
@@ -117,6 +122,21 @@ def load_public_key(key_type: str, data: bytes) -> PublicKey | str:
     if not isinstance(key, rsa.RSAPublicKey):
         return f"k=rsa but p= holds a {type(key).__name__}"
     return key
+
+
+@functools.lru_cache(maxsize=PUBLIC_KEY_CACHE_SIZE)
+def cached_public_key(key_type: str, data: bytes) -> PublicKey | str:
+    """:func:`load_public_key`, remembered for the :data:`PUBLIC_KEY_CACHE_SIZE` latest keys.
+
+    A verifier loads the same key for every message a domain sends, and
+    each load is a DER parse and a new OpenSSL key object. The cache is keyed
+    by the k= value and the p= octets themselves, never by the record's
+    name, so a rotated or revoked key is seen as soon as DNS answers with
+    it; cryptography's key objects are immutable, so sharing one between
+    verifications (and threads) is safe. Refusal reasons are cached too:
+    they depend on nothing else. Never raises.
+    """
+    return load_public_key(key_type, data)
 
 
 def public_key_octets(key: PublicKey | PrivateKey) -> bytes:

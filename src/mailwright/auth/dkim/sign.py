@@ -138,7 +138,11 @@ class Signer:
         counts = Counter(field.lower_name for field in message.headers)
         names: list[str] = []
         for name in self.headers:
-            names.extend([name] * (counts[name] + (name in OVERSIGNED)))
+            # counts.get, not counts[name]: Counter answers a missing name
+            # through a Python-level __missing__, and most names are missing.
+            times = counts.get(name, 0) + (name in OVERSIGNED)
+            if times:
+                names += [name] * times
         return names
 
     def sign(self, content: bytes | Message) -> bytes:

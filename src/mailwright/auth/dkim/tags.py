@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 
@@ -35,6 +35,27 @@ _WSP = " \t"
 
 #: Folding white space as it may surround names and values.
 _FWS = " \t\r\n"
+
+#: Characters a value may not hold outside folding: C0 controls but HTAB, and DEL.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+#: A whole valid value with its folding: runs of allowed characters, HTAB, and
+#: line breaks (LF or CRLF) followed by WSP. The alternatives start with
+#: different characters, so the possessive quantifiers never need to backtrack.
+_FOLDED_VALUE = re.compile(r"(?:[^\x00-\x1f\x7f]++|\t|\r?\n[ \t])*+\Z")
+
+#: One valid tag-spec, read in a single match: folding white space, the name
+#: (group 1), folding white space, ``=``, and the value with its surrounding
+#: white space (group 2), up to but not including the next ``;``. The folding
+#: rules are those :func:`_check_value` applies (a line break must be followed
+#: by WSP), so whatever this matches :func:`_read_spec` accepts, with the same
+#: name, value and offsets.
+_VALID_SPEC = re.compile(
+    r"(?:[ \t]|\r?\n[ \t])*+"
+    r"([A-Za-z][A-Za-z0-9_]*+)"
+    r"(?:[ \t]|\r?\n[ \t])*+"
+    r"=((?:[^\x00-\x1f\x7f;]++|\t|\r?\n[ \t])*+)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +84,18 @@ class TagList:
     """The tags of a list, in order of appearance; names are unique."""
 
     tags: tuple[Tag, ...] = ()
+    _by_name: dict[str, Tag] = field(init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        # Name to tag, for the dozens of look-ups a signature check makes; the
+        # first of a name wins, as a scan in order would find it.
+        by_name: dict[str, Tag] = {}
+        for tag in self.tags:
+            by_name.setdefault(tag.name, tag)
+        object.__setattr__(self, "_by_name", by_name)
 
     def __contains__(self, name: object) -> bool:
-        return any(tag.name == name for tag in self.tags)
+        return isinstance(name, str) and name in self._by_name
 
     def __iter__(self) -> Iterator[Tag]:
         return iter(self.tags)
@@ -75,10 +105,7 @@ class TagList:
 
     def find(self, name: str) -> Tag | None:
         """The tag called ``name`` (case-sensitive), or None."""
-        for tag in self.tags:
-            if tag.name == name:
-                return tag
-        return None
+        return self._by_name.get(name)
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The value of ``name``, or ``default`` when the tag is absent."""
@@ -103,6 +130,11 @@ def parse_tag_list(data: str | bytes) -> TagList | Malformed:
 
     ``bytes`` are read octet by octet (offsets are octet offsets, values are
     decoded as UTF-8 with replacement); ``str`` is read as is.
+
+    Each tag-spec is first tried against :data:`_VALID_SPEC`, which reads a
+    valid one in one match; a spec it does not match (empty, malformed, or
+    just unusual) goes to :func:`_read_spec`, which takes it apart step by
+    step and names the problem.
     """
     text = data.decode("latin-1") if isinstance(data, bytes) else data
     decode = isinstance(data, bytes)
@@ -111,22 +143,31 @@ def parse_tag_list(data: str | bytes) -> TagList | Malformed:
     seen: set[str] = set()
     position = 0
     number = 0
+    length = len(text)
     while True:
         number += 1
-        stop = text.find(";", position)
-        last = stop < 0
-        end = len(text) if last else stop
-        spec = text[position:end]
+        match = _VALID_SPEC.match(text, position)
+        if match is not None and (match.end() == length or text[match.end()] == ";"):
+            tag = _matched_tag(match, decode)
+            last = match.end() == length
+            stop = match.end()
+        else:
+            stop = text.find(";", position)
+            last = stop < 0
+            end = length if last else stop
+            spec = text[position:end]
 
-        if not spec.strip(_FWS):
-            if last and tags:
-                break
-            where = "the list is empty" if not tags else f"tag-spec {number} is empty"
-            return Malformed(where, TagList(tuple(tags)))
+            if not spec.strip(_FWS):
+                if last and tags:
+                    break
+                where = "the list is empty" if not tags else f"tag-spec {number} is empty"
+                return Malformed(where, TagList(tuple(tags)))
 
-        problem, tag = _read_spec(text, position, end, decode)
-        if tag is None:
-            return Malformed(f"tag-spec {number}: {problem}", TagList(tuple(tags)))
+            problem, read = _read_spec(text, position, end, decode)
+            if read is None:
+                return Malformed(f"tag-spec {number}: {problem}", TagList(tuple(tags)))
+            tag = read
+
         if tag.name in seen:
             return Malformed(f"tag {tag.name!r} appears twice", TagList(tuple(tags)))
         seen.add(tag.name)
@@ -136,6 +177,14 @@ def parse_tag_list(data: str | bytes) -> TagList | Malformed:
             break
         position = stop + 1
     return TagList(tuple(tags))
+
+
+def _matched_tag(match: re.Match[str], decode: bool) -> Tag:
+    """The tag a :data:`_VALID_SPEC` match read."""
+    value = match[2].strip(_FWS)
+    if decode and not value.isascii():
+        value = value.encode("latin-1").decode("utf-8", "replace")
+    return Tag(match[1], value, match.start(2), match.end(2))
 
 
 def _read_spec(text: str, start: int, end: int, decode: bool) -> tuple[str, Tag | None]:
@@ -163,9 +212,23 @@ def _read_spec(text: str, start: int, end: int, decode: bool) -> tuple[str, Tag 
 
 
 def _check_value(raw: str) -> str:
-    """'' when ``raw`` is a tag value with optional folding around it, else the problem."""
+    """'' when ``raw`` is a tag value with optional folding around it, else the problem.
+
+    Values are checked by regular expressions, not character by character in
+    Python (b= and p= run to hundreds of characters): a value without control
+    characters is valid at once; one with line breaks is matched against
+    :data:`_FOLDED_VALUE`. Only an invalid value is walked, by
+    :func:`_value_problem`, to name what is wrong with it.
+    """
     # XXX(RFC 6376 §3.2): VALCHAR stops at 0x7E; we also take octets above 0x7F,
     # which RFC 8616 lets into i= and z= and which real signers put elsewhere too.
+    if _CONTROL.search(raw) is None or _FOLDED_VALUE.match(raw) is not None:
+        return ""
+    return _value_problem(raw)
+
+
+def _value_problem(raw: str) -> str:
+    """What makes ``raw`` an invalid value: the first bad line break or control character."""
     for index, char in enumerate(raw):
         code = ord(char)
         if char in _WSP or (code > 0x20 and code != 0x7F):

@@ -39,7 +39,7 @@ from mailwright.auth.dkim.algorithms import Algorithm, PublicKey, key_bits, veri
 from mailwright.auth.dkim.canonical import Canonicalization, canonicalize_body
 from mailwright.auth.dkim.hashing import blank_signature, header_digest, select_headers
 from mailwright.auth.dkim.keyrecord import KeyRecord, parse_key_record
-from mailwright.auth.dkim.keys import MAX_RSA_BITS, MIN_RSA_BITS, load_public_key
+from mailwright.auth.dkim.keys import MAX_RSA_BITS, MIN_RSA_BITS, cached_public_key
 from mailwright.auth.dkim.result import DkimResult, Outcome
 from mailwright.auth.dkim.signature import Signature, parse_signature
 from mailwright.auth.dkim.tags import Malformed
@@ -180,12 +180,17 @@ def _before_dns(
 
 def _finish(pending: _Pending, answer: Answer, message: Message, bodies: _Bodies) -> DkimResult:
     """The checks of RFC 6376 §6.1.2 and §6.1.3, once the key record has been asked for."""
-    signature, base = pending.signature, pending.base
-
+    signature = pending.signature
     check = check_key(answer, signature.algorithm, signature.domain, signature.identity_domain)
-    base = replace(base, testing=check.testing, key_bits=check.bits)
+
+    def outcome(result: Outcome, reason: str) -> DkimResult:
+        # One dataclasses.replace per signature: it is not cheap.
+        return replace(
+            pending.base, result=result, reason=reason, testing=check.testing, key_bits=check.bits
+        )
+
     if check.key is None:
-        return replace(base, result=check.result, reason=check.reason)
+        return outcome(check.result, check.reason)
     key = check.key
 
     algorithm = signature.algorithm
@@ -194,18 +199,18 @@ def _finish(pending: _Pending, answer: Answer, message: Message, bodies: _Bodies
     )
     if signature.body_length is not None and signature.body_length > length:
         reason = f"l={signature.body_length} but the canonical body has {length} octets"
-        return replace(base, result=Outcome.FAIL, reason=reason)
+        return outcome(Outcome.FAIL, reason)
     if digest != signature.body_hash:
-        return replace(base, result=Outcome.FAIL, reason="body hash did not verify")
+        return outcome(Outcome.FAIL, "body hash did not verify")
 
-    blanked = blank_signature(pending.field.raw)
+    blanked = blank_signature(pending.field.raw, parsed=signature.tags)
     if blanked is None:
-        return replace(base, reason="signature field could not be blanked for hashing")
+        return outcome(Outcome.PERMERROR, "signature field could not be blanked for hashing")
     fields = select_headers(message.headers, signature.headers, skip=pending.field)
     header_hash = header_digest(fields, blanked, signature.header_canon, algorithm.hash_name)
     if not verify_digest(key, algorithm, header_hash, signature.signature):
-        return replace(base, result=Outcome.FAIL, reason="signature did not verify")
-    return replace(base, result=Outcome.PASS, reason="good signature")
+        return outcome(Outcome.FAIL, "signature did not verify")
+    return outcome(Outcome.PASS, "good signature")
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,7 +269,7 @@ def check_key(
     if refusal is not None:
         return refused(refusal[0], f"key record {name}: {refusal[1]}", testing=testing)
 
-    key = load_public_key(record.key_type, record.public_key)
+    key = cached_public_key(record.key_type, record.public_key)
     if isinstance(key, str):
         return refused(Outcome.PERMERROR, f"key record {name}: {key}", testing=testing)
     bits = key_bits(key)

@@ -10,6 +10,7 @@ the middle of a tree walk.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from mailwright.dns.errors import DnsError
@@ -29,8 +30,19 @@ def normalize_domain(text: str) -> str | None:
 
     Unusable means empty, holding an empty label or one over 63 octets, over
     253 octets in all, not convertible to A-labels, or holding a character
-    outside letters, digits, ``-`` and ``_``.
+    outside letters, digits, ``-`` and ``_``. Answers for names of a usable
+    length are kept: the same few domains come back in message after message.
     """
+    if len(text) > _KEPT_LENGTH:
+        return _normalize(text)
+    return _normalize_kept(text)
+
+
+#: Texts longer than this are normalized without keeping the answer (and fail anyway).
+_KEPT_LENGTH = 2 * MAX_NAME_LENGTH
+
+
+def _normalize(text: str) -> str | None:
     name = text.strip()
     if name.endswith("."):
         name = name[:-1]
@@ -51,6 +63,9 @@ def normalize_domain(text: str) -> str | None:
     if any(len(label) > MAX_LABEL_LENGTH or not _LABEL.fullmatch(label) for label in labels):
         return None
     return name
+
+
+_normalize_kept = functools.lru_cache(maxsize=4096)(_normalize)
 
 
 def normalize_identifier(text: str) -> str | None:

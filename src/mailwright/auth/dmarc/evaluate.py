@@ -148,7 +148,10 @@ def evaluate(
     for domain in domains:
         mark = len(session.asked)
         outcome = yield from _evaluate_domain(domain, session)
-        results.append(replace(outcome, queried=tuple(session.asked[mark:])))
+        queried = tuple(session.asked[mark:])
+        results.append(
+            outcome if outcome.queried == queried else replace(outcome, queried=queried)
+        )
     if len(results) == 1:
         return results[0]
     return _combine(results, session)

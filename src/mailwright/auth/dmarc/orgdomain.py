@@ -15,7 +15,7 @@ its own updated copy passes it in.
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, lru_cache
 
 from publicsuffixlist import PublicSuffixList
 
@@ -35,12 +35,22 @@ def psl_organizational_domain(
     """The RFC 7489 §3.2 Organizational Domain of ``domain``, or None for an unusable name.
 
     A domain that is itself a public suffix (``com``, ``co.uk``) is its own
-    Organizational Domain, as RFC 7489 leaves nothing else to pick.
+    Organizational Domain, as RFC 7489 leaves nothing else to pick. Answers
+    from the bundled list are kept, as the list does not change while we run.
     """
+    if suffix_list is None:
+        return _bundled_answer(domain)
+    return _look_up(domain, suffix_list)
+
+
+def _look_up(domain: str, psl: PublicSuffixList) -> str | None:
     name = normalize_identifier(domain)
     if name is None:
         return None
-
-    psl = suffix_list or _bundled_list()
     registered = psl.privatesuffix(name)
     return registered if isinstance(registered, str) else name
+
+
+@lru_cache(maxsize=4096)
+def _bundled_answer(domain: str) -> str | None:
+    return _look_up(domain, _bundled_list())

@@ -30,6 +30,7 @@ for ``mailwright dmarc build``; parsing that text gives the record back.
 from __future__ import annotations
 
 import enum
+import functools
 import re
 import urllib.parse
 from collections.abc import Iterable
@@ -279,8 +280,14 @@ def parse_record(text: str | bytes) -> Record | RecordError:
     Returns a :class:`RecordError` when the text is not a DMARC record (empty,
     not starting with ``v``, or a version other than ``DMARC1``), else a
     :class:`Record` whose ``problems`` list every tag discarded for a syntax
-    error. Never raises.
+    error. Never raises. Results are kept by text, as they are immutable: a
+    domain's record is parsed once, not for every message.
     """
+    return _parse(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse(text: str | bytes) -> Record | RecordError:
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
     if not text.strip(_WSP):

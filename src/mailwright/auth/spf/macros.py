@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from urllib.parse import quote
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -107,7 +107,17 @@ class MacroValues:
 
     def for_domain(self, domain: str) -> MacroValues:
         """The same values with ``%{d}`` set to ``domain`` (an include or redirect)."""
-        return replace(self, domain=domain, validated_domain="unknown")
+        return MacroValues(
+            self.sender,
+            self.local_part,
+            self.sender_domain,
+            domain,
+            self.ip,
+            self.helo,
+            "unknown",
+            self.receiver,
+            self.timestamp,
+        )
 
     def value(self, letter: str) -> str:
         """The unexpanded value of one lower-case macro letter."""

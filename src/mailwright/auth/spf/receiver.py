@@ -11,7 +11,6 @@ result is temperror.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -20,7 +19,7 @@ from mailwright.auth.spf.evaluate import DEFAULT_EXPLANATION, check_host
 from mailwright.auth.spf.identity import Address, helo_identity, identity_for
 from mailwright.auth.spf.limits import DEFAULT_LIMITS, Limits
 from mailwright.auth.spf.result import Result, SpfResult
-from mailwright.dns.queries import CachingResolver, run
+from mailwright.dns.queries import CachingResolver, Progress
 
 log = logging.getLogger("mailwright.auth.spf")
 
@@ -50,6 +49,41 @@ async def check_spf(
     empty). Never raises for bad input or DNS trouble: every outcome is an
     :class:`SpfResult`, temperror when ``time_limit`` seconds pass.
     """
+    progress = start_spf(
+        ip=ip,
+        mail_from=mail_from,
+        helo=helo,
+        receiver=receiver,
+        default_explanation=default_explanation,
+        limits=limits,
+        time_limit=time_limit,
+        clock=clock,
+        helo_only=helo_only,
+    )
+    result = await progress.finish(resolver)
+    log_checked(result)
+    return result
+
+
+def start_spf(
+    *,
+    ip: str | Address,
+    mail_from: str,
+    helo: str,
+    receiver: str = "unknown",
+    default_explanation: str = DEFAULT_EXPLANATION,
+    limits: Limits = DEFAULT_LIMITS,
+    time_limit: float = DEFAULT_TIME_LIMIT,
+    clock: Callable[[], float] = time.time,
+    helo_only: bool = False,
+) -> Progress[SpfResult]:
+    """The check :func:`check_spf` makes, not yet driven, for running beside others.
+
+    The arguments are those of :func:`check_spf`; the :class:`Progress` ends
+    in temperror after ``time_limit`` seconds of waiting for DNS. Drive it
+    with :func:`~mailwright.dns.queries.run_all` and pass the result to
+    :func:`log_checked`.
+    """
     identity = helo_identity(helo) if helo_only else identity_for(mail_from, helo)
     evaluation = check_host(
         ip,
@@ -63,12 +97,8 @@ async def check_spf(
         limits=limits,
     )
 
-    try:
-        async with asyncio.timeout(time_limit):
-            result = await run(evaluation, resolver)
-    except TimeoutError:
-        evaluation.close()
-        result = SpfResult(
+    def expired() -> SpfResult:
+        return SpfResult(
             Result.TEMPERROR,
             identity.domain,
             identity.sender,
@@ -77,6 +107,11 @@ async def check_spf(
             f"the check took longer than {time_limit:g} s (RFC 7208 §4.6.4)",
         )
 
+    return Progress(evaluation, time_limit=time_limit, expired=expired)
+
+
+def log_checked(result: SpfResult) -> None:
+    """Log one finished check at DEBUG (``auth.spf.checked``)."""
     log.debug(
         "auth.spf.checked result=%s identity=%s domain=%s ip=%s lookups=%d void=%d",
         result.result,
@@ -86,4 +121,3 @@ async def check_spf(
         result.lookups,
         result.void_lookups,
     )
-    return result

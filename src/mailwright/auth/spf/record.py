@@ -24,6 +24,7 @@ raises.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable
@@ -161,8 +162,15 @@ def parse_record(text: bytes | str) -> Record | RecordError:
     Returns a :class:`RecordError` for text that is not a ``v=spf1`` record,
     for any octet other than visible ASCII and space, for an unknown or
     malformed mechanism, a malformed modifier, invalid macro syntax, a
-    CIDR length out of range, or a repeated redirect= or exp=.
+    CIDR length out of range, or a repeated redirect= or exp=. Results are
+    kept by text, as they are immutable: a domain's record is parsed once,
+    not for every check.
     """
+    return _parse(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse(text: bytes | str) -> Record | RecordError:
     raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
     for offset, octet in enumerate(raw):
         if not 0x20 <= octet <= 0x7E:
