@@ -43,6 +43,7 @@ from typing import Any
 import pytest
 import yaml
 from tests.dnsserver import DnsServer
+from tests.vectors import VECTORS as SHARED_VECTORS
 
 from mailwright.auth.arc import ArcSealer, ChainStatus, NotSealed, Sealed, check_arc
 from mailwright.auth.dkim.canonical import Canonicalization, canonicalize_header
@@ -52,7 +53,7 @@ from mailwright.dns.resolver import make_resolver
 
 pytestmark = pytest.mark.integration
 
-VECTORS = Path("/work/shared/vectors/arc")
+VECTORS = SHARED_VECTORS / "arc"
 VALIDATION = VECTORS / "arc-draft-validation-tests.yml"
 SIGNING = VECTORS / "arc-draft-sign-tests.yml"
 

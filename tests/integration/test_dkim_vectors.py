@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.dnsserver import DnsServer
+from tests.vectors import VECTORS as SHARED_VECTORS
 
 from mailwright.auth.dkim import DkimResult, Outcome, Signer, verify_message
 from mailwright.dns.queries import CachingResolver
@@ -22,7 +22,7 @@ from mailwright.dns.resolver import make_resolver
 
 pytestmark = pytest.mark.integration
 
-VECTORS = Path(__file__).resolve().parents[2].parent / "shared/vectors/dkim"
+VECTORS = SHARED_VECTORS / "dkim"
 DATA = VECTORS / "dkimpy-data"
 SUITE = json.loads((VECTORS / "dkim-vectors.json").read_text())
 

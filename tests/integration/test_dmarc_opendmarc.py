@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.dnsserver import DnsServer
+from tests.vectors import VECTORS as SHARED_VECTORS
 
 from mailwright.auth.dmarc import (
     AlignmentMode,
@@ -37,7 +37,7 @@ from mailwright.dns.resolver import make_resolver
 
 pytestmark = pytest.mark.integration
 
-VECTORS = Path("/work/shared/vectors/dmarc/opendmarc-lib-cases.json")
+VECTORS = SHARED_VECTORS / "dmarc" / "opendmarc-lib-cases.json"
 CASES: dict[str, Any] = json.loads(VECTORS.read_text("utf-8"))
 
 # --- record parsing --------------------------------------------------------------------

@@ -34,6 +34,7 @@ from typing import Any
 import pytest
 import yaml
 from tests.dnsserver import DnsServer
+from tests.vectors import VECTORS as SHARED_VECTORS
 
 from mailwright.auth.spf import check_spf
 from mailwright.dns.queries import CachingResolver
@@ -41,7 +42,7 @@ from mailwright.dns.resolver import make_resolver
 
 pytestmark = pytest.mark.integration
 
-VECTORS = Path(__file__).resolve().parents[3] / "shared" / "vectors" / "spf"
+VECTORS = SHARED_VECTORS / "spf"
 RFC7208 = VECTORS / "rfc7208-tests.yml"
 PYSPF = VECTORS / "pyspf-test.yml"
 

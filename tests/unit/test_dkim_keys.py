@@ -5,11 +5,11 @@ from __future__ import annotations
 import base64
 import hashlib
 from functools import cache
-from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from tests.vectors import VECTORS as SHARED_VECTORS
 
 from mailwright.auth.dkim.algorithms import (
     Algorithm,
@@ -31,7 +31,7 @@ from mailwright.auth.dkim.keys import (
 )
 from mailwright.auth.dkim.sign import Signer
 
-DKIMPY_DATA = Path(__file__).resolve().parents[2].parent / "shared/vectors/dkim/dkimpy-data"
+DKIMPY_DATA = SHARED_VECTORS / "dkim" / "dkimpy-data"
 DIGEST = hashlib.sha256(b"header hash input").digest()
 NO_ENCRYPTION = serialization.NoEncryption()
 
