@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mailwright.auth.message import parse_message
+from mailwright.auth.message import HeaderField, parse_message
 
 
 def test_fields_keep_their_raw_octets_and_folding() -> None:
@@ -42,3 +42,13 @@ def test_nothing_of_the_header_section_is_lost(content: bytes) -> None:
     rebuilt = b"".join(field.raw for field in message.headers)
     assert content.startswith(rebuilt)
     assert content.endswith(message.body)
+
+
+@given(st.binary(max_size=500))
+def test_each_field_keeps_its_name_in_lower_case(content: bytes) -> None:
+    """lower_name, computed once at parse time, is the name in lower case."""
+    message = parse_message(content)
+
+    for field in message.headers:
+        assert field.lower_name == field.name.lower()
+    assert HeaderField("X-Mixed-Case", b"X-Mixed-Case: 1\r\n").lower_name == "x-mixed-case"

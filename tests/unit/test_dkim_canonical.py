@@ -159,6 +159,32 @@ def test_the_field_being_verified_is_not_a_candidate() -> None:
     assert chosen == [old]
 
 
+@given(
+    st.lists(st.sampled_from(["From", "to", "TO", "Received", "x"]), max_size=12),
+    st.lists(st.sampled_from(["from", "To", "received", "cc", "x"]), max_size=12),
+    st.integers(min_value=0, max_value=12),
+)
+def test_header_selection_agrees_with_a_bottom_up_search(
+    present: list[str], listed: list[str], skipped: int
+) -> None:
+    """select_headers picks, for each listed name, the lowest unused instance."""
+    content = b"".join(f"{name}: {index}\r\n".encode() for index, name in enumerate(present))
+    headers = parse_message(content + b"\r\n").headers
+    skip = headers[skipped] if skipped < len(headers) else None
+
+    used: set[int] = set()
+    expected = []
+    for name in listed:
+        for index in reversed(range(len(headers))):
+            field = headers[index]
+            if index not in used and field is not skip and field.lower_name == name.lower():
+                used.add(index)
+                expected.append(field)
+                break
+
+    assert select_headers(headers, listed, skip=skip) == expected
+
+
 def test_blanking_removes_the_b_value_and_its_folding() -> None:
     """RFC 6376 §3.7: the b= value and all white space around it are deleted."""
     raw = b"DKIM-Signature: v=1; bh=abc;\r\n b=dead\r\n beef ; x=1\r\n"

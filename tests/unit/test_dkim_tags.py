@@ -11,7 +11,13 @@ from hypothesis import strategies as st
 from mailwright.auth.dkim.algorithms import Algorithm
 from mailwright.auth.dkim.canonical import Canonicalization
 from mailwright.auth.dkim.keyrecord import MAX_KEY_RECORD_OCTETS, KeyRecord, parse_key_record
-from mailwright.auth.dkim.signature import Signature, decode_quoted_printable, parse_signature
+from mailwright.auth.dkim.signature import (
+    Signature,
+    _header_names,
+    _header_names_checked,
+    decode_quoted_printable,
+    parse_signature,
+)
 from mailwright.auth.dkim.tags import (
     _VALID_SPEC,
     Malformed,
@@ -289,6 +295,19 @@ class TestSignature:
         """Near-valid signatures reach every check without an exception."""
         assert isinstance(parse_signature("; ".join(tags)), Signature | Malformed)
 
+    @given(
+        st.lists(
+            st.sampled_from(["from", "To", "x-a_b", "", " ", "\t", "\r\n ", "\n", "\u212a", "é"])
+            | st.text(max_size=3),
+            max_size=10,
+        )
+    )
+    def test_the_fast_h_list_agrees_with_the_name_by_name_check(self, pieces: list[str]) -> None:
+        """_header_names' one-pattern fast path gives what checking each name gives."""
+        value = ":".join(pieces)
+
+        assert _header_names(value) == _header_names_checked(value)
+
 
 class TestKeyRecord:
     def test_defaults_apply_when_only_p_is_given(self) -> None:
@@ -355,3 +374,11 @@ class TestKeyRecord:
     def test_parsing_never_raises(self, data: bytes | str) -> None:
         """Any input gives a KeyRecord or a Malformed."""
         assert isinstance(parse_key_record(data), KeyRecord | Malformed)
+
+    @given(st.binary(max_size=300) | st.text(max_size=300))
+    def test_the_memoised_parse_agrees_with_a_fresh_one(self, data: bytes | str) -> None:
+        """parse_key_record's cache returns what parsing the text afresh returns."""
+        fresh = parse_key_record.__wrapped__(data)
+
+        assert parse_key_record(data) == fresh
+        assert parse_key_record(data) == fresh

@@ -24,6 +24,7 @@ checks when it removes fields claiming our own authserv-id (RFC 8601 §5).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -148,8 +149,13 @@ def _value(text: str) -> str:
     return _quoted(text)
 
 
+@functools.lru_cache(maxsize=1024)
 def _pvalue(text: str) -> str:
-    """A property value: an address or domain as is (RFC 8601 §2.2), else a value."""
+    """A property value: an address or domain as is (RFC 8601 §2.2), else a value.
+
+    Memoised (a pure function of the text): the same domains, addresses and
+    client IPs are written into field after field.
+    """
     if _BARE_PVALUE.fullmatch(text):
         return text
     return _quoted(text)

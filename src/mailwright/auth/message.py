@@ -15,7 +15,7 @@ them); the raw bytes of each field keep whatever ending it had.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 #: One field of a header section: a line, then every continuation line (one that
 #: begins with white space). No line of the section is empty, so no match is.
@@ -24,15 +24,19 @@ _FIELD = re.compile(rb"[^\n]+(?:\n|\Z)(?:[ \t][^\n]*(?:\n|\Z))*")
 
 @dataclass(frozen=True, slots=True)
 class HeaderField:
-    """One header field: its name as written and its raw octets, line ending included."""
+    """One header field: its name as written and its raw octets, line ending included.
+
+    ``lower_name`` is the name in lower case (field names are
+    case-insensitive), computed once: DKIM, ARC and DMARC compare it dozens
+    of times per message.
+    """
 
     name: str
     raw: bytes
+    lower_name: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def lower_name(self) -> str:
-        """The name in lower case (field names are case-insensitive)."""
-        return self.name.lower()
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lower_name", self.name.lower())
 
     @property
     def value(self) -> bytes:
@@ -56,7 +60,7 @@ class Message:
     def fields(self, name: str) -> list[HeaderField]:
         """Every field called ``name`` (any case), in order from the top."""
         wanted = name.lower()
-        return [field for field in self.headers if field.lower_name == wanted]
+        return [header for header in self.headers if header.lower_name == wanted]
 
 
 def parse_message(content: bytes) -> Message:
@@ -67,8 +71,7 @@ def parse_message(content: bytes) -> Message:
     DKIM can still refuse to verify what it cannot canonicalise).
     """
     header, body = _split(content)
-    fields = (_field(found.group()) for found in _FIELD.finditer(header))
-    return Message(tuple(fields), body)
+    return Message(tuple(map(_field, _FIELD.findall(header))), body)
 
 
 def _split(content: bytes) -> tuple[bytes, bytes]:

@@ -24,6 +24,10 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 PrivateKey = rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 PublicKey = rsa.RSAPublicKey | ed25519.Ed25519PublicKey
 
+#: The RSASSA-PKCS1-v1_5 parameters of rsa-sha256, made once (they are immutable).
+_PKCS1V15 = padding.PKCS1v15()
+_PREHASHED_SHA256 = Prehashed(hashes.SHA256())
+
 
 class Algorithm(enum.Enum):
     """A signing algorithm as a= names it."""
@@ -35,20 +39,17 @@ class Algorithm(enum.Enum):
     @classmethod
     def from_text(cls, value: str) -> Algorithm | None:
         """The algorithm called ``value`` (a= is case-sensitive), or None."""
-        try:
-            return cls(value)
-        except ValueError:
-            return None
+        return _BY_NAME.get(value)
 
     @property
     def key_type(self) -> str:
         """The k= key type this algorithm needs: ``rsa`` or ``ed25519``."""
-        return self.value.partition("-")[0]
+        return _PARTS[self][0]
 
     @property
     def hash_name(self) -> str:
         """The hash, as :mod:`hashlib` and key records' h= name it."""
-        return self.value.partition("-")[2]
+        return _PARTS[self][1]
 
     @property
     def usable(self) -> bool:
@@ -58,6 +59,15 @@ class Algorithm(enum.Enum):
     def new_hash(self) -> hashlib._Hash:
         """A fresh hash object of this algorithm's hash."""
         return hashlib.new(self.hash_name)
+
+
+#: Each algorithm by its a= name, and its (key type, hash) split once: both are
+#: asked for on every signature verified.
+_BY_NAME: dict[str, Algorithm] = {algorithm.value: algorithm for algorithm in Algorithm}
+_PARTS: dict[Algorithm, tuple[str, str]] = {
+    algorithm: (algorithm.value.partition("-")[0], algorithm.value.partition("-")[2])
+    for algorithm in Algorithm
+}
 
 
 def key_type_of(key: PrivateKey | PublicKey) -> str:
@@ -86,7 +96,7 @@ def sign_digest(key: PrivateKey, algorithm: Algorithm, digest: bytes) -> bytes:
         raise ValueError(f"a {key_type_of(key)} key cannot sign {algorithm.value}")
 
     if isinstance(key, rsa.RSAPrivateKey):
-        return key.sign(digest, padding.PKCS1v15(), Prehashed(hashes.SHA256()))
+        return key.sign(digest, _PKCS1V15, _PREHASHED_SHA256)
     return key.sign(digest)
 
 
@@ -96,13 +106,19 @@ def verify_digest(key: PublicKey, algorithm: Algorithm, digest: bytes, signature
     Never raises: a key of the wrong type, rsa-sha1, a signature of the wrong
     length or one that does not verify are all False.
     """
-    if not algorithm.usable or key_type_of(key) != algorithm.key_type:
+    # One isinstance per key type: these are ABC checks, slow next to the rest.
+    if algorithm is Algorithm.RSA_SHA256:
+        if not isinstance(key, rsa.RSAPublicKey):
+            return False
+        try:
+            key.verify(signature, digest, _PKCS1V15, _PREHASHED_SHA256)
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+    if algorithm is not Algorithm.ED25519_SHA256 or not isinstance(key, ed25519.Ed25519PublicKey):
         return False
     try:
-        if isinstance(key, rsa.RSAPublicKey):
-            key.verify(signature, digest, padding.PKCS1v15(), Prehashed(hashes.SHA256()))
-        else:
-            key.verify(signature, digest)
+        key.verify(signature, digest)
     except (InvalidSignature, ValueError):
         return False
     return True

@@ -44,14 +44,17 @@ def select_headers(
     ``skip`` (compared by identity) is left out of the candidates: the
     signature field being verified. Runs in time linear in both lengths.
     """
-    stacks: dict[str, list[HeaderField]] = {}
+    wanted = [name.lower() for name in names]
+    # One stack per name h= lists; fields by other names are never collected.
+    stacks: dict[str, list[HeaderField]] = {name: [] for name in wanted}
     for field in headers:
-        if field is not skip:
-            stacks.setdefault(field.lower_name, []).append(field)
+        stack = stacks.get(field.lower_name)
+        if stack is not None and field is not skip:
+            stack.append(field)
 
     chosen: list[HeaderField] = []
-    for name in names:
-        stack = stacks.get(name.lower())
+    for name in wanted:
+        stack = stacks[name]
         if stack:
             chosen.append(stack.pop())
     return chosen

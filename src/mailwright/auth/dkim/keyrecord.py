@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from dataclasses import dataclass, field
 
 from mailwright.auth.dkim.tags import Malformed, TagList, parse_tag_list
@@ -65,8 +66,16 @@ class KeyRecord:
         return self.hash_algorithms is None or name in self.hash_algorithms
 
 
+@functools.lru_cache(maxsize=256, typed=True)
 def parse_key_record(data: bytes | str) -> KeyRecord | Malformed:
-    """Parse a key record (the TXT strings joined); never raises."""
+    """Parse a key record (the TXT strings joined); never raises.
+
+    A pure function of the text, memoised for the most recent records: a
+    busy signer's key record is read for every message it sends, from the
+    DNS cache, and parsing it (a long p= tag) costs more than the rest of
+    the key check. The results are immutable, so sharing them is safe; a
+    changed record is different text and is parsed afresh.
+    """
     size = len(data)
     if size > MAX_KEY_RECORD_OCTETS:
         return Malformed(f"key record of {size} octets is longer than {MAX_KEY_RECORD_OCTETS}")

@@ -147,10 +147,11 @@ def parse_tag_list(data: str | bytes) -> TagList | Malformed:
     while True:
         number += 1
         match = _VALID_SPEC.match(text, position)
-        if match is not None and (match.end() == length or text[match.end()] == ";"):
+        stop = -1 if match is None else match.end()
+        if stop == length or (stop >= 0 and text[stop] == ";"):
+            assert match is not None
             tag = _matched_tag(match, decode)
-            last = match.end() == length
-            stop = match.end()
+            last = stop == length
         else:
             stop = text.find(";", position)
             last = stop < 0
@@ -181,10 +182,12 @@ def parse_tag_list(data: str | bytes) -> TagList | Malformed:
 
 def _matched_tag(match: re.Match[str], decode: bool) -> Tag:
     """The tag a :data:`_VALID_SPEC` match read."""
-    value = match[2].strip(_FWS)
+    name, value = match.group(1, 2)
+    value = value.strip(_FWS)
     if decode and not value.isascii():
         value = value.encode("latin-1").decode("utf-8", "replace")
-    return Tag(match[1], value, match.start(2), match.end(2))
+    start, end = match.span(2)
+    return Tag(name, value, start, end)
 
 
 def _read_spec(text: str, start: int, end: int, decode: bool) -> tuple[str, Tag | None]:
