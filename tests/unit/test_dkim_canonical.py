@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import re
 
 import pytest
 from hypothesis import given
@@ -113,6 +114,27 @@ def test_a_field_without_line_end_gets_one() -> None:
     """The last field of a message without body may lack CRLF; canonical forms end with one."""
     assert canonicalize_header(b"To: x", SIMPLE) == b"To: x\r\n"
     assert canonicalize_header(b"To: x", RELAXED) == b"to:x\r\n"
+
+
+def _relaxed_header_by_the_book(raw: bytes) -> bytes:
+    """RFC 6376 §3.4.2 step by step, as a reference for :func:`canonicalize_header`."""
+    name, _, value = raw.partition(b":")
+    unfolded = value.replace(b"\r\n", b"").replace(b"\n", b"")
+    squeezed = re.sub(rb"[ \t]+", b" ", unfolded)
+    return name.strip(b" \t").lower() + b":" + squeezed.strip(b" ") + b"\r\n"
+
+
+@given(
+    st.lists(
+        st.sampled_from([b"a", b"B", b" ", b"  ", b"\t", b" \t ", b"\r\n ", b"\n\t", b"\r", b"x"]),
+        max_size=12,
+    )
+)
+def test_relaxed_header_agrees_with_the_rfc_steps(pieces: list[bytes]) -> None:
+    """The relaxed header form equals the RFC's steps applied one by one, for any spacing."""
+    raw = b"X-Te St \t:" + b"".join(pieces) + b"\r\n"
+
+    assert canonicalize_header(raw, RELAXED) == _relaxed_header_by_the_book(raw)
 
 
 @pytest.mark.parametrize(

@@ -167,6 +167,41 @@ class TestTagList:
             for decode in (False, True):
                 assert _read_spec(spec, 0, len(spec), decode) == ("", _matched_tag(match, decode))
 
+    @given(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["", " ", "\r\n ", "\n\t"]),
+                st.sampled_from(["v", "bh", "x_1", "a", "b", "d"]),
+                st.lists(st.sampled_from(FOLDING_PIECES), max_size=6),
+            ),
+            min_size=1,
+            max_size=5,
+            unique_by=lambda spec: spec[1],
+        ),
+        st.booleans(),
+    )
+    def test_a_valid_list_parses_as_its_specs_read_step_by_step(
+        self, specs: list[tuple[str, str, list[str]]], as_bytes: bool
+    ) -> None:
+        """Each tag of a parsed list is what _read_spec makes of its spec, offsets included."""
+        texts = [before + name + "=" + "".join(pieces) for before, name, pieces in specs]
+        text = ";".join(texts)
+        if any(";" in piece for piece in texts):
+            return
+
+        parsed = parse_tag_list(text.encode("latin-1") if as_bytes else text)
+
+        expected: list[Tag] = []
+        position = 0
+        for spec in texts:
+            _, tag = _read_spec(text, position, position + len(spec), as_bytes)
+            if tag is None:
+                assert isinstance(parsed, Malformed)
+                return
+            expected.append(tag)
+            position += len(spec) + 1
+        assert parsed == TagList(tuple(expected))
+
 
 class TestSignature:
     def test_a_minimal_signature_gets_the_defaults(self) -> None:

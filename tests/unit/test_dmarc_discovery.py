@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Generator, Mapping
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mailwright.auth.dmarc.discovery import (
     Presence,
     RecordLookup,
+    _walk_names,
     build_walk,
     look_up_records,
     read_answer,
@@ -100,6 +103,19 @@ def test_the_label_limit_is_configurable() -> None:
 def test_a_top_level_name_walks_nowhere() -> None:
     """A single-label name is its own walk."""
     assert walk_names("example") == ("example",)
+
+
+@given(
+    st.lists(st.sampled_from(["a", "mail", "example", "com", "x" * 63]), min_size=1, max_size=12),
+    st.integers(min_value=1, max_value=10),
+)
+def test_kept_walks_are_the_walks_computed(labels: list[str], label_limit: int) -> None:
+    """walk_names gives what it computes afresh, whether or not the walk was kept."""
+    domain = ".".join(labels)
+
+    first, again = walk_names(domain, label_limit), walk_names(domain, label_limit)
+
+    assert first == again == _walk_names(domain, label_limit)
 
 
 # --- reading answers -------------------------------------------------------------------

@@ -21,6 +21,7 @@ from mailwright.auth.spf import (
     helo_identity,
     identity_for,
 )
+from mailwright.auth.spf.identity import _VISIBLE_NOT_AT, checkable_domain
 from mailwright.dns.mx import LookupStatus
 from mailwright.dns.queries import Answer, CachingResolver, Evaluation, Query
 
@@ -216,6 +217,18 @@ def test_uncheckable_domains_are_none_without_any_query(domain: str) -> None:
 
     assert outcome.result is Result.NONE
     assert zone.steps == []
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=0x80), min_size=1, max_size=12))
+def test_checkable_names_hold_visible_ascii_but_at(name: str) -> None:
+    """checkable_domain takes visible ASCII but @, as a test of each character would."""
+    by_character = all("!" <= char <= "~" and char != "@" for char in name)
+
+    by_pattern = _VISIBLE_NOT_AT.fullmatch(name) is not None
+
+    assert by_pattern == by_character
+    if name.isascii() and not by_character:
+        assert checkable_domain("a" + name + ".example") is None
 
 
 def test_an_invalid_client_address_is_none() -> None:

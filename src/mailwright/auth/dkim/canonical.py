@@ -90,6 +90,8 @@ def _squeeze_wsp(data: bytes) -> bytes:
     """
     if b"\t" in data:
         data = data.replace(b"\t", b" ")
+    if b"  " not in data:
+        return data
     while True:
         merged = data.replace(b"  ", b" ")
         if len(merged) == len(data):
@@ -112,7 +114,10 @@ def canonicalize_header(raw: bytes, method: Canonicalization) -> bytes:
     name, _, value = raw.partition(b":")
     # Unfolding deletes every LF and a CR just before one: the same as
     # removing each CRLF and then each remaining (bare) LF.
-    value = _squeeze_wsp(value.replace(b"\r\n", b"").replace(b"\n", b""))
+    value = value.replace(b"\r\n", b"")
+    if b"\n" in value:
+        value = value.replace(b"\n", b"")
+    value = _squeeze_wsp(value)
     return name.strip(b" \t").lower() + b":" + value.strip(b" ") + b"\r\n"
 
 

@@ -41,6 +41,7 @@ message.
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Generator, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 
@@ -150,13 +151,29 @@ def walk_names(domain: str, label_limit: int = DEFAULT_LABEL_LIMIT) -> tuple[str
 
     ``domain`` first; then, for a name of more than ``label_limit`` labels,
     its last ``label_limit - 1`` labels; then each parent, up to the
-    top-level domain. Never more than ``label_limit`` names.
+    top-level domain. Never more than ``label_limit`` names. Walks from
+    names of a plausible length are kept: a message asks for the same few
+    several times (its Author Domain and each identifier to align).
     """
+    if len(domain) > _KEPT_LENGTH:
+        return _walk_names(domain, label_limit)
+    return _walk_names_kept(domain, label_limit)
+
+
+#: Domains longer than this get their walk computed each time (DNS names are at most 253).
+_KEPT_LENGTH = 512
+
+
+def _walk_names(domain: str, label_limit: int) -> tuple[str, ...]:
+    """:func:`walk_names`, computed."""
     labels = domain.split(".")
     names = [domain]
     for count in range(min(len(labels) - 1, label_limit - 1), 0, -1):
         names.append(".".join(labels[-count:]))
     return tuple(names)
+
+
+_walk_names_kept = functools.lru_cache(maxsize=4096)(_walk_names)
 
 
 def build_walk(start: str, names: Iterable[str], lookups: Mapping[str, RecordLookup]) -> Walk:

@@ -243,13 +243,15 @@ def _apply_record(
 
     existence = _existence_query(author, chosen, own, acts_as_none)
     alignment, existence_answer = yield from _align(author, record, own, session, existence)
+    aligned_dkim = alignment.aligned_dkim
+    outcome = alignment.result
     found.update(
         organizational_domain=alignment.organizational_domain,
         spf_aligned=alignment.spf is True,
-        dkim_aligned=bool(alignment.aligned_dkim),
-        aligned_dkim_domains=alignment.aligned_dkim,
+        dkim_aligned=bool(aligned_dkim),
+        aligned_dkim_domains=aligned_dkim,
     )
-    if alignment.result is Result.TEMPERROR:
+    if outcome is Result.TEMPERROR:
         return session.result(
             Result.TEMPERROR,
             "no identifier aligned and DNS failures left alignment unknown: "
@@ -259,14 +261,14 @@ def _apply_record(
 
     exists = _author_exists(own, existence_answer)
     policy, tag = _requested_policy(author, chosen, record, acts_as_none, exists)
-    if policy is None and alignment.result is Result.FAIL:
+    if policy is None and outcome is Result.FAIL:
         return session.result(
             Result.TEMPERROR,
             f"could not tell whether {author} exists, which decides between sp and np of "
             f"{where} (RFC 9989 §4.10.1)",
             **found,
         )
-    return _finish(alignment.result, record, where, policy, tag, found, session)
+    return _finish(outcome, record, where, policy, tag, found, session)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,9 @@ check_host() works with, and says when there is nothing to check:
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import re
 from dataclasses import dataclass
 
 from mailwright.auth.spf.result import Scope
@@ -25,6 +27,9 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 #: The longest domain name, in characters without the final dot (RFC 1035 §2.3.4).
 MAX_NAME_LENGTH = 253
+
+#: Visible ASCII (``!`` to ``~``) but ``@``: the characters a checkable name may hold.
+_VISIBLE_NOT_AT = re.compile(r"[!-?A-~]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,13 +73,22 @@ def client_address(ip: str | Address) -> Address | None:
     dropped.
     """
     if isinstance(ip, str):
-        try:
-            address: Address = ipaddress.ip_address(ip.strip())
-        except ValueError:
-            return None
-    else:
-        address = ip
+        return _address_of_text(ip)
+    return _usable_address(ip)
 
+
+@functools.lru_cache(maxsize=4096)
+def _address_of_text(text: str) -> Address | None:
+    """:func:`client_address` for text, kept: a client sends message after message."""
+    try:
+        address: Address = ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+    return _usable_address(address)
+
+
+def _usable_address(address: Address) -> Address:
+    """``address`` with an IPv4-mapped IPv6 address made IPv4 and a zone index dropped."""
     if isinstance(address, ipaddress.IPv6Address):
         if address.ipv4_mapped is not None:
             return address.ipv4_mapped
@@ -103,12 +117,20 @@ def checkable_domain(domain: str) -> str | None:
     a label over 63 or a name over 253 characters, a single label, a name
     whose last label is all digits (an IPv4 address), and characters other
     than visible ASCII (after converting an internationalised name to
-    A-labels).
+    A-labels). Answers for names of a plausible length are kept: the same
+    domains come back in message after message.
     """
+    if len(domain) > 2 * MAX_NAME_LENGTH:
+        return _checkable(domain)
+    return _checkable_kept(domain)
+
+
+def _checkable(domain: str) -> str | None:
+    """:func:`checkable_domain`, computed."""
     name = to_a_labels(_drop_final_dot(domain.strip()))
     if not name or name.startswith("[") or len(name) > MAX_NAME_LENGTH:
         return None
-    if not all("!" <= char <= "~" and char != "@" for char in name):
+    if _VISIBLE_NOT_AT.fullmatch(name) is None:
         return None
 
     labels = name.split(".")
@@ -117,6 +139,9 @@ def checkable_domain(domain: str) -> str | None:
     if labels[-1].isdigit():
         return None
     return name
+
+
+_checkable_kept = functools.lru_cache(maxsize=4096)(_checkable)
 
 
 def to_a_labels(name: str) -> str | None:
