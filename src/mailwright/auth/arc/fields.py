@@ -155,30 +155,18 @@ def parse_seal(header: HeaderField) -> Seal | Malformed:
     if "h" in tags:
         return Malformed("ARC-Seal: h= is not allowed (RFC 8617 §4.1.3)", tags)
 
-    def bad(reason: str) -> Malformed:
-        return Malformed(f"ARC-Seal: {reason}", tags)
-
-    instance = _instance_number(tags.get("i") or "", "ARC-Seal")
-    if isinstance(instance, str):
-        return Malformed(instance, tags)
-    algorithm = Algorithm.from_text(tags.get("a") or "")
-    if algorithm is None:
-        return bad(f"a={(tags.get('a') or '')[:40]} is not a known algorithm")
-    signature = base64_tag(tags, "b")
-    if isinstance(signature, str):
-        return bad(signature)
+    common = _read_common(tags, "ARC-Seal")
+    if isinstance(common, Malformed):
+        return common
     try:
         cv = ChainStatus(tags.get("cv") or "")
     except ValueError:
-        return bad(f"cv={(tags.get('cv') or '')[:20]} is not none, pass or fail")
-    domain, selector = tags.get("d") or "", tags.get("s") or ""
-    if not is_dns_name(domain):
-        return bad(f"d={domain[:80]} is not a domain name")
-    if not is_dns_name(selector):
-        return bad(f"s={selector[:80]} is not a selector (a DNS name)")
+        cv_text = (tags.get("cv") or "")[:20]
+        return Malformed(f"ARC-Seal: cv={cv_text} is not none, pass or fail", tags)
     timestamp = _number(tags, "t")
     if isinstance(timestamp, str):
-        return bad(timestamp)
+        return Malformed(f"ARC-Seal: {timestamp}", tags)
+    instance, algorithm, signature, domain, selector = common
     return Seal(header, instance, algorithm, signature, cv, domain, selector, timestamp, tags)
 
 
@@ -194,15 +182,10 @@ def parse_message_signature(header: HeaderField) -> MessageSignature | Malformed
     def bad(reason: str) -> Malformed:
         return Malformed(f"ARC-Message-Signature: {reason}", tags)
 
-    instance = _instance_number(tags.get("i") or "", "ARC-Message-Signature")
-    if isinstance(instance, str):
-        return Malformed(instance, tags)
-    algorithm = Algorithm.from_text(tags.get("a") or "")
-    if algorithm is None:
-        return bad(f"a={(tags.get('a') or '')[:40]} is not a known algorithm")
-    signature = base64_tag(tags, "b")
-    if isinstance(signature, str):
-        return bad(signature)
+    common = _read_common(tags, "ARC-Message-Signature")
+    if isinstance(common, Malformed):
+        return common
+    instance, algorithm, signature, domain, selector = common
     body_hash = base64_tag(tags, "bh")
     if isinstance(body_hash, str):
         return bad(body_hash)
@@ -213,11 +196,6 @@ def parse_message_signature(header: HeaderField) -> MessageSignature | Malformed
     canon = parse_canonicalization(tags.get("c", "relaxed/relaxed") or "")
     if canon is None:
         return bad(f"c={(tags.get('c') or '')[:40]} names no known canonicalisation")
-    domain, selector = tags.get("d") or "", tags.get("s") or ""
-    if not is_dns_name(domain):
-        return bad(f"d={domain[:80]} is not a domain name")
-    if not is_dns_name(selector):
-        return bad(f"s={selector[:80]} is not a selector (a DNS name)")
 
     headers = _header_names(tags.get("h") or "")
     if isinstance(headers, str):
@@ -247,6 +225,25 @@ def parse_message_signature(header: HeaderField) -> MessageSignature | Malformed
         expiration=numbers["x"],
         tags=tags,
     )
+
+
+def _read_common(tags: TagList, what: str) -> tuple[int, Algorithm, bytes, str, str] | Malformed:
+    """The tags ARC-Seal and ARC-Message-Signature share: i=, a=, b=, d= and s=."""
+    instance = _instance_number(tags.get("i") or "", what)
+    if isinstance(instance, str):
+        return Malformed(instance, tags)
+    algorithm = Algorithm.from_text(tags.get("a") or "")
+    if algorithm is None:
+        return Malformed(f"{what}: a={(tags.get('a') or '')[:40]} is not a known algorithm", tags)
+    signature = base64_tag(tags, "b")
+    if isinstance(signature, str):
+        return Malformed(f"{what}: {signature}", tags)
+    domain, selector = tags.get("d") or "", tags.get("s") or ""
+    if not is_dns_name(domain):
+        return Malformed(f"{what}: d={domain[:80]} is not a domain name", tags)
+    if not is_dns_name(selector):
+        return Malformed(f"{what}: s={selector[:80]} is not a selector (a DNS name)", tags)
+    return instance, algorithm, signature, domain, selector
 
 
 def parse_aar(header: HeaderField) -> ArcAuthenticationResults | Malformed:
