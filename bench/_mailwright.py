@@ -30,11 +30,11 @@ role = "inbound"
 address = "{loopback}:{port}"
 
 [domains]
-relay = ["{domain}"]
+relay = [{domains}]
 
 [routes]
 "{domain}" = "smtp://{loopback}:{sink_port}"
-{tables}"""
+{routes}{tables}"""
 
 
 def default_command() -> list[str]:
@@ -51,6 +51,7 @@ class MailwrightServer:
     `command` runs the CLI (see `default_command`); `serve_args` are added after
     `serve --config FILE` (for example `["--log-level", "WARNING"]`). `extra_tables` is TOML
     appended to the file (for example a `[[dkim.sign]]` entry, see `dkim_sign_table`).
+    `extra_domains` maps more relay domains to the loopback port of their own sink.
 
     Use as a context manager: entering writes the TOML, starts the server in its own
     process group and waits for its SMTP greeting (RuntimeError with the tail of its
@@ -68,8 +69,10 @@ class MailwrightServer:
         grace: float = 10.0,
         server_settings: list[str] | None = None,
         extra_tables: str = "",
+        extra_domains: dict[str, int] | None = None,
     ) -> None:
         self.root = root
+        self._extra_domains = extra_domains or {}
         self._extra_tables = extra_tables
         self.port = free_port()
         self._sink_port = sink_port
@@ -167,6 +170,11 @@ class MailwrightServer:
 
     def _write_config(self) -> None:
         """Write the TOML configuration for this run."""
+        domains = [RELAY_DOMAIN, *self._extra_domains]
+        routes = "".join(
+            f'"{domain}" = "smtp://{LOOPBACK}:{port}"\n'
+            for domain, port in self._extra_domains.items()
+        )
         self.config_path.write_text(
             _CONFIG.format(
                 spool=_toml_string(str(self.root / "spool")),
@@ -174,7 +182,9 @@ class MailwrightServer:
                 loopback=LOOPBACK,
                 port=self.port,
                 domain=RELAY_DOMAIN,
+                domains=", ".join(_toml_string(domain) for domain in domains),
                 sink_port=self._sink_port,
+                routes=routes,
                 extra="".join(f"{line}\n" for line in self._server_settings),
                 tables=self._extra_tables,
             )

@@ -77,14 +77,14 @@ def check_dump(dump: Path, key: SigningKey, sample: int = 50) -> SignatureCheck:
     answer = Answer(
         Query.of(KEY_NAME, "TXT"), LookupStatus.ANSWER, (key.record.encode(),), ttl=3600.0
     )
-    messages = _split(dump)
+    messages = split_dump(dump)
     signed = sum(1 for message in messages if _has_signature(message))
     step = max(1, len(messages) // sample) if messages else 1
     chosen = messages[::step][:sample]
     failures: list[str] = []
     now = time.time()
     for raw in chosen:
-        content = _without_sink_fields(raw).replace(b"\n", b"\r\n")
+        content = without_sink_fields(raw).replace(b"\n", b"\r\n")
         results = run_sync(verify(content, now=now), lambda query: answer)
         passing = [r for r in results if r.result is Outcome.PASS and r.domain == DOMAIN]
         if not passing:
@@ -93,7 +93,7 @@ def check_dump(dump: Path, key: SigningKey, sample: int = 50) -> SignatureCheck:
     return SignatureCheck(len(messages), signed, len(chosen), verified, failures)
 
 
-def _split(dump: Path) -> list[bytes]:
+def split_dump(dump: Path) -> list[bytes]:
     """The dump's records, one per message (each starts with the sink's X-Client-Addr)."""
     try:
         data = dump.read_bytes()
@@ -114,7 +114,7 @@ def _has_signature(raw: bytes) -> bool:
     return any(line[:15].lower() == b"dkim-signature:" for line in _header(raw).split(b"\n"))
 
 
-def _without_sink_fields(raw: bytes) -> bytes:
+def without_sink_fields(raw: bytes) -> bytes:
     """The message as the relay sent it: the sink's own X- fields at the top removed."""
     lines = raw.split(b"\n")
     start = 0

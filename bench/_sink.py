@@ -80,6 +80,11 @@ class Sink:
     ) -> None:
         self.close()
 
+    @property
+    def pid(self) -> int | None:
+        """The sink's process id while it runs."""
+        return None if self._proc is None else self._proc.pid
+
     def count(self) -> int:
         """Return how many messages the sink has received so far (never more than it has).
 

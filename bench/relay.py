@@ -29,19 +29,17 @@ import os
 import platform
 import shlex
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any, TextIO
 
+from _harness import cleanup_on_signals, filesystem_of, settle
 from _mailwright import MailwrightServer, default_command, dkim_sign_table
 from _opendkim import INSTALL_HINT, OPENDKIM, OpenDkimMilter, opendkim_version
 from _postfix import PostfixRelay, postfix_version
@@ -184,16 +182,6 @@ def _wait_for_arrivals(
             return Injection("timeout", count, now - start, f"limit {options.timeout:g} s")
 
         time.sleep(_POLL)
-
-
-def settle(count: Callable[[], int], target: int, timeout: float = 5.0) -> int:
-    """Wait (bounded) for a log-based counter to reach `target`; return its last value."""
-    deadline = time.monotonic() + timeout
-    value = count()
-    while value < target and time.monotonic() < deadline:
-        time.sleep(0.1)
-        value = count()
-    return value
 
 
 def make_sink(folder: Path, options: Options) -> Sink:
@@ -475,47 +463,7 @@ def machine() -> dict[str, Any]:
     }
 
 
-def filesystem_of(path: Path) -> str:
-    """The type of the filesystem holding `path` (spools must be on a real disk to fsync)."""
-    best, kind = "", "unknown"
-    try:
-        mounts = Path("/proc/self/mounts").read_text().splitlines()
-    except OSError:
-        return kind
-    resolved = str(path.resolve())
-    for line in mounts:
-        fields = line.split()
-        if len(fields) >= 3:
-            point = fields[1]
-            inside = resolved == point or resolved.startswith(point.rstrip("/") + "/")
-            if inside and len(point) >= len(best):
-                best, kind = point, fields[2]
-    return kind
-
-
 # -- running -----------------------------------------------------------------------------
-
-
-@contextmanager
-def cleanup_on_signals() -> Iterator[None]:
-    """Turn SIGINT, SIGTERM and SIGHUP into KeyboardInterrupt, once.
-
-    The first signal unwinds the `with` blocks that stop servers and delete folders; later
-    signals are ignored so that they cannot interrupt that cleanup half-way.
-    """
-    watched = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        for name in watched:
-            signal.signal(name, signal.SIG_IGN)
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    previous = {name: signal.signal(name, interrupt) for name in watched}
-    try:
-        yield
-    finally:
-        for name, handler in previous.items():
-            signal.signal(name, handler)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

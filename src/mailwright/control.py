@@ -9,7 +9,9 @@ object per line each way::
     <- {"ok": false, "error": "no message 7Kf3...", "kind": "not_found"}
 
 A connection may carry any number of requests, answered in order. Commands
-are the methods of :class:`QueueAdmin` plus ``ping``. A UNIX socket rather
+are the methods of :class:`QueueAdmin` plus ``ping`` and, on a server that
+enforces DMARC, ``dmarc_report`` (``until``, ``send``, ``include_current``; see
+:mod:`mailwright.reports.service`). A UNIX socket rather
 than TCP keeps the control surface off the network and lets file permissions
 do the authentication.
 
@@ -134,6 +136,17 @@ async def dispatch(admin: QueueAdmin, command: str, args: dict[str, Any]) -> Any
         return await admin.list(_str_arg(args, "domain", optional=True), limit)
     if command == "flush":
         return await admin.flush(_str_arg(args, "queue_id", optional=True))
+    if command == "dmarc_report":
+        method = getattr(admin, "dmarc_report", None)
+        if method is None:
+            raise _BadRequest("this server records no DMARC evaluations ([dmarc] enforce)")
+        until = args.get("until")
+        send, current = args.get("send", False), args.get("include_current", False)
+        if isinstance(until, bool) or not isinstance(until, int | float):
+            raise _BadRequest("argument 'until' must be a Unix time")
+        if not isinstance(send, bool) or not isinstance(current, bool):
+            raise _BadRequest("arguments 'send' and 'include_current' must be true or false")
+        return await method(float(until), send, current)
     if command in ("show", "delete", "bounce"):
         queue_id = _str_arg(args, "queue_id")
         assert queue_id is not None

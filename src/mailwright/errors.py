@@ -57,3 +57,12 @@ class RouteError(ConfigError):
 
 class UserStoreError(MailwrightError):
     """The credential store is unreadable or a user name is invalid."""
+
+
+class ReportError(MailwrightError):
+    """A DMARC report cannot be read: not a report, damaged beyond recovery, or too large.
+
+    The message names what is missing or wrong (``no <policy_published>``,
+    ``report.xml.gz decompresses to more than 50 MiB``), so the operator can
+    tell a reporter's mistake from an attack.
+    """

@@ -1,4 +1,4 @@
-"""The DKIM and authentication benchmarks run end to end in their quick mode.
+"""The DKIM, authentication and DMARC enforcement benchmarks run in their quick mode.
 
 Speed is never asserted here: these tests only check that the scripts still
 work against the current API and that their JSON report has the expected
@@ -19,11 +19,11 @@ pytestmark = pytest.mark.integration
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
-def _run(script: str, *args: str) -> dict[str, object]:
+def _run(script: str, *args: str, timeout: float = 60) -> dict[str, object]:
     done = subprocess.run(
         [sys.executable, str(BENCH / script), *args, "--json"],
         capture_output=True,
-        timeout=60,
+        timeout=timeout,
         check=False,
     )
     assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
@@ -51,3 +51,18 @@ def test_auth_quick_mode_compares_with_authheaders() -> None:
     fields = report["fields"]
     assert isinstance(fields, dict)
     assert "dkim=pass" in fields["mailwright"]
+
+
+@pytest.mark.postfix
+def test_dmarc_enforce_quick_mode_checks_both_modes() -> None:
+    """One tiny round off then on: all delivered, the kept ones with the expected dmarc=."""
+    report = _run("dmarc_enforce.py", "--quick", timeout=240)
+
+    results = report["results"]
+    assert isinstance(results, list)
+    assert [result["mode"] for result in results] == ["off", "on"]
+    assert all(result["status"] == "ok" and not result["problems"] for result in results)
+    enforced = results[1]
+    assert enforced["dmarc_pass"] > 0
+    assert enforced["dmarc_fail"] > 0
+    assert report["verdict"] in ("PASS", "MISS")

@@ -27,14 +27,14 @@ from typing import Any
 from mailwright.auth.arc import ArcResult, verify_chain
 from mailwright.auth.authres import AuthenticationResults, MethodResult, header_field
 from mailwright.auth.dkim import DkimResult, verify
-from mailwright.auth.dmarc import DkimCheck, DmarcResult, SpfCheck, author_domains_of
+from mailwright.auth.dmarc import DkimCheck, DmarcResult, Sampler, SpfCheck, author_domains_of
 from mailwright.auth.dmarc import evaluate as evaluate_dmarc
 from mailwright.auth.message import Message, parse_message
 from mailwright.auth.spf import SpfResult, helo_identity, identity_for
 from mailwright.auth.spf.receiver import log_checked, start_spf
 from mailwright.dns.queries import CachingResolver, Progress, run, run_all
 
-__all__ = ["Verdict", "authenticate"]
+__all__ = ["SenderChecks", "Verdict", "authenticate", "check_sender"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +98,53 @@ class Verdict:
         return data
 
 
+@dataclass(frozen=True, slots=True)
+class SenderChecks:
+    """The SPF checks of the envelope, made at MAIL FROM: the one DMARC uses, and HELO's."""
+
+    spf: SpfResult
+    helo: SpfResult | None = None
+
+
+def _spf_runs(
+    *, ip: str, helo: str, mail_from: str, receiver: str, check_helo: bool
+) -> tuple[Progress[SpfResult], Progress[SpfResult] | None]:
+    spf_run = start_spf(ip=ip, mail_from=mail_from, helo=helo, receiver=receiver)
+    helo_run: Progress[SpfResult] | None = None
+    if check_helo and identity_for(mail_from, helo).scope != "helo" and helo_identity(helo).domain:
+        helo_run = start_spf(ip=ip, mail_from="", helo=helo, receiver=receiver, helo_only=True)
+    return spf_run, helo_run
+
+
+def _checked(spf_run: Progress[SpfResult], helo_run: Progress[SpfResult] | None) -> SenderChecks:
+    checks = SenderChecks(spf_run.result, helo_run.result if helo_run is not None else None)
+    for checked in (checks.spf, checks.helo):
+        if checked is not None:
+            log_checked(checked)
+    return checks
+
+
+async def check_sender(
+    resolver: CachingResolver,
+    *,
+    ip: str,
+    helo: str,
+    mail_from: str,
+    receiver: str = "unknown",
+    check_helo: bool = False,
+) -> SenderChecks:
+    """SPF for the MAIL FROM identity (and HELO's, with ``check_helo``), as at MAIL FROM.
+
+    The result goes into :func:`authenticate` as ``sender`` at the end of
+    the message, so SPF is not evaluated twice.
+    """
+    spf_run, helo_run = _spf_runs(
+        ip=ip, helo=helo, mail_from=mail_from, receiver=receiver, check_helo=check_helo
+    )
+    await run_all(resolver, *(r for r in (spf_run, helo_run) if r is not None))
+    return _checked(spf_run, helo_run)
+
+
 async def authenticate(
     resolver: CachingResolver,
     message: bytes | Message,
@@ -108,6 +155,8 @@ async def authenticate(
     receiver: str = "unknown",
     check_helo: bool = False,
     now: float | None = None,
+    sender: SenderChecks | None = None,
+    sample: Sampler | None = None,
 ) -> Verdict:
     """Run SPF, DKIM, ARC and then DMARC for ``message`` received from ``ip``.
 
@@ -115,38 +164,41 @@ async def authenticate(
     the EHLO/HELO name, ``receiver`` this host's name for SPF's ``%{r}``.
     ``check_helo`` adds the HELO identity check RFC 7208 §2.3 recommends
     (skipped when the MAIL FROM check already was one). ``now`` fixes the
-    clock for DKIM and ARC expiry checks.
+    clock for DKIM and ARC expiry checks. ``sender`` gives the SPF checks
+    already made at MAIL FROM (:func:`check_sender`); ``sample`` enables
+    the legacy ``pct`` draw of DMARC (see :mod:`mailwright.auth.dmarc.evaluate`).
     """
     parsed = parse_message(message) if isinstance(message, bytes) else message
     moment = time.time() if now is None else now
 
     # SPF, DKIM and ARC are independent: run_all answers each from the cache
     # as far as it goes without awaiting, then lets the rest go on concurrently.
-    spf_run = start_spf(ip=ip, mail_from=mail_from, helo=helo, receiver=receiver)
     dkim_run = Progress(verify(parsed, now=moment))
     arc_run = Progress(verify_chain(parsed, now=moment))
-    runs: list[Progress[Any]] = [spf_run, dkim_run, arc_run]
-    helo_run: Progress[SpfResult] | None = None
-    if check_helo and identity_for(mail_from, helo).scope != "helo" and helo_identity(helo).domain:
-        helo_run = start_spf(ip=ip, mail_from="", helo=helo, receiver=receiver, helo_only=True)
-        runs.append(helo_run)
+    runs: list[Progress[Any]] = [dkim_run, arc_run]
+    spf_run = helo_run = None
+    if sender is None:
+        spf_run, helo_run = _spf_runs(
+            ip=ip, helo=helo, mail_from=mail_from, receiver=receiver, check_helo=check_helo
+        )
+        runs.extend(r for r in (spf_run, helo_run) if r is not None)
     await run_all(resolver, *runs)
 
-    spf, dkim, arc = spf_run.result, dkim_run.result, arc_run.result
-    helo_result = helo_run.result if helo_run is not None else None
-    for checked in (spf, helo_result):
-        if checked is not None:
-            log_checked(checked)
+    if spf_run is not None:
+        sender = _checked(spf_run, helo_run)
+    assert sender is not None
+    spf, dkim, arc = sender.spf, dkim_run.result, arc_run.result
 
     dmarc = await run(
         evaluate_dmarc(
             author_domains_of(parsed),
             spf=SpfCheck(spf.result.value, spf.domain),
             dkim=[DkimCheck(s.domain, s.result.value, s.selector) for s in dkim if s.domain],
+            sample=sample,
         ),
         resolver,
     )
-    return Verdict(spf=spf, dkim=tuple(dkim), arc=arc, dmarc=dmarc, ip=ip, helo=helo_result)
+    return Verdict(spf=spf, dkim=tuple(dkim), arc=arc, dmarc=dmarc, ip=ip, helo=sender.helo)
 
 
 def _spf_json(result: SpfResult) -> dict[str, Any]:

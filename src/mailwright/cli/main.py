@@ -22,6 +22,7 @@ from mailwright.cli import (
 )
 from mailwright.cli import check as check_command
 from mailwright.cli import config as config_command
+from mailwright.cli import policy as policy_command
 from mailwright.cli._common import error
 from mailwright.errors import ConfigError, MailwrightError
 
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         check_command,
         spf,
         dmarc,
+        policy_command,
     ):
         module.register(subparsers)
     return parser

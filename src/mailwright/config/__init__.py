@@ -19,6 +19,7 @@ from mailwright.config._model import (
     Role,
     ServerConfig,
 )
+from mailwright.config._policy import DmarcConfig, PolicyConfig
 from mailwright.config._values import (
     HostPort,
     InvalidValue,
@@ -33,12 +34,14 @@ __all__ = [
     "DeliveryConfig",
     "DkimConfig",
     "DkimSignConfig",
+    "DmarcConfig",
     "DnsConfig",
     "DomainsConfig",
     "HostPort",
     "InvalidValue",
     "LimitsConfig",
     "ListenerConfig",
+    "PolicyConfig",
     "QueueConfig",
     "Role",
     "ServerConfig",

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from mailwright.config._convert import WithBaseDir
+from mailwright.config._policy import DmarcConfig, PolicyConfig
 from mailwright.config._values import (
     HostPort,
     InvalidValue,
@@ -426,6 +427,8 @@ class Config:
     queue: QueueConfig = field(default_factory=QueueConfig)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     dkim: DkimConfig = field(default_factory=DkimConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    dmarc: DmarcConfig = field(default_factory=DmarcConfig)
     source: Path | None = field(default=None, metadata={"toml": False})
     # Where each key was written (line numbers), to name it in start-up errors.
     locations: Mapping[tuple[str | int, ...], int] = field(
@@ -440,6 +443,13 @@ class Config:
                         f"{listener.address} overlaps listener[{earlier}] ({other.address})",
                         key=("listener", index, "address"),
                     )
+        address = self.dmarc.report_address
+        if address is not None and not self.domains.accepts(address.rpartition("@")[2]):
+            raise InvalidValue(
+                f"{address!r} is not in a local or relay domain, so the inbound listener"
+                " would refuse the reports sent to it; add its domain to [domains] local",
+                key=("dmarc", "report_address"),
+            )
 
     def error_at(self, key: tuple[str | int, ...], message: str) -> ConfigError:
         """A :class:`ConfigError` naming this file, the line of ``key`` and the key.

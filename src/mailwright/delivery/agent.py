@@ -29,7 +29,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import dns.asyncresolver
 
@@ -46,9 +46,10 @@ from mailwright.delivery.outcomes import (
 from mailwright.delivery.smtp import ConnectionLost, SmtpConnection, SmtpDeliveryError
 from mailwright.dns.mx import NextHop
 from mailwright.envelope import Envelope, Recipient
-from mailwright.events import EventLog
+from mailwright.errors import RouteError
+from mailwright.events import EventLog, EventName
 from mailwright.queue.active import ActiveQueues
-from mailwright.routes import Route, RouteTable
+from mailwright.routes import Route, RouteTable, parse_route
 from mailwright.smtp.replies import Reply
 from mailwright.spool import Claimed, ClaimedRecipient, MessageNotFoundError, Spool
 
@@ -103,8 +104,10 @@ class DeliveryAgent:
         maildir_fsync: bool = True,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        hooks: DeliveryHooks | None = None,
     ) -> None:
         self.spool = spool
+        self.hooks = hooks
         self.routes = routes
         self.resolver = resolver
         self.policy = policy
@@ -125,7 +128,7 @@ class DeliveryAgent:
         self._held = 0  # recipients claimed and not yet settled
         self._held_bytes = 0  # content of handed-over messages not yet settled
         self._workers: set[asyncio.Task[None]] = set()
-        self._writes: set[asyncio.Future[list[str]]] = set()
+        self._writes: set[asyncio.Future[Any]] = set()
         self._stopping = False
         self._room = asyncio.Event()
         self._maildirs: dict[str, MaildirDelivery] = {}
@@ -166,7 +169,7 @@ class DeliveryAgent:
         count = 0
         for claimed in batch:
             for item in self._split(claimed):
-                self.active.add(self.routes.destination_key(item.domain), item)
+                self.active.add(item.route.destination_key(item.domain), item)
                 count += len(item.recipients)
         self._held += count
         return count
@@ -205,17 +208,23 @@ class DeliveryAgent:
         # Each item counts the content when it is settled; the reservation counted it once.
         self._held_bytes += (len(items) - 1) * len(content)
         for item in items:
-            self.active.add(self.routes.destination_key(item.domain), item)
+            self.active.add(item.route.destination_key(item.domain), item)
         self._dispatch()
 
     def _split(self, claimed: Claimed, content: bytes | None = None) -> list[WorkItem]:
-        """Group a message's recipients by destination; one item per destination."""
+        """Group a message's recipients by destination; one item per destination.
+
+        A route a policy chose for the message (``metadata["route"]``, see
+        :mod:`mailwright.policy`) replaces the configured one for every recipient.
+        """
         groups: dict[str, list[ClaimedRecipient]] = {}
         routes: dict[str, tuple[Route, str]] = {}
+        chosen = _chosen_route(claimed)
         for rcpt in claimed.recipients:
-            key = self.routes.destination_key(rcpt.domain)
+            route = chosen or self.routes.lookup(rcpt.domain)
+            key = route.destination_key(rcpt.domain)
             groups.setdefault(key, []).append(rcpt)
-            routes.setdefault(key, (self.routes.lookup(rcpt.domain), rcpt.domain))
+            routes.setdefault(key, (route, rcpt.domain))
         return [
             WorkItem(claimed, tuple(rcpts), routes[key][0], routes[key][1], content)
             for key, rcpts in groups.items()
@@ -414,9 +423,32 @@ class DeliveryAgent:
             policy=self.policy,
             now=self.clock(),
             rng=self.rng,
-            queue=self.routes.destination_key(item.domain),
+            queue=item.route.destination_key(item.domain),
         )
+        hooks = self.hooks
+        if hooks is not None:
+            hooks.outcomes(item.claimed, settled.events)
+            if settled.bounces and hooks.filters_bounces:
+                # The recipients stay claimed until the filtered outcome is written: a
+                # crash meanwhile retries them, it never loses them.
+                task = asyncio.ensure_future(self._filter_then_write(item, settled, len(results)))
+                self._writes.add(task)
+                task.add_done_callback(self._writes.discard)
+                return
         self._write(settled, len(results), _held_size(item), item.claimed.queue_id)
+
+    async def _filter_then_write(self, item: WorkItem, settled: Settled, count: int) -> None:
+        """Let the hooks drop DSNs, then record; a failing filter keeps every DSN.
+
+        The outcome is written whatever happens here: otherwise the
+        recipients would stay held in memory (and claimed) until a restart.
+        """
+        assert self.hooks is not None
+        try:
+            settled.bounces = await self.hooks.bounces(item.claimed, settled.bounces)
+        except Exception:
+            logger.exception("delivery.bounce_filter_failed queue_id=%s", item.claimed.queue_id)
+        self._write(settled, count, _held_size(item), item.claimed.queue_id)
 
     def _write(self, settled: Settled, count: int, size: int, origin: str) -> None:
         """Record outcomes in the background; the spool's writer batches them."""
@@ -500,8 +532,42 @@ class DeliveryAgent:
             if pending:
                 await asyncio.wait(pending, timeout=2)
         await self.cache.close_all()
-        if self._writes:
-            await asyncio.wait(set(self._writes), timeout=grace)
+        # A bounce filter that finishes starts the write of its outcome: wait for that too.
+        deadline = time.monotonic() + grace
+        while self._writes and time.monotonic() < deadline:
+            await asyncio.wait(set(self._writes), timeout=max(0.0, deadline - time.monotonic()))
+
+
+class DeliveryHooks(Protocol):
+    """The policy hooks of the delivery side (see :mod:`mailwright.policy.delivery`)."""
+
+    @property
+    def filters_bounces(self) -> bool:
+        """True when some hook may drop DSNs (they are then filtered before writing)."""
+
+    def outcomes(self, claimed: Claimed, events: list[tuple[EventName, dict[str, Any]]]) -> None:
+        """Tell the hooks what happened (returns at once; hooks run in the background)."""
+
+    async def bounces(
+        self, claimed: Claimed, bounces: list[tuple[Envelope, bytes]]
+    ) -> list[tuple[Envelope, bytes]]:
+        """The DSNs to queue: the hooks may drop some (never raises)."""
+
+
+def _chosen_route(claimed: Claimed) -> Route | None:
+    """The route a policy stored in the message's metadata, or None.
+
+    Routes were checked when the policy chose them; one that no longer
+    parses (an edited spool) is ignored, with a warning, for the configured one.
+    """
+    text = claimed.envelope.metadata.get("route")
+    if not text:
+        return None
+    try:
+        return parse_route(text)
+    except RouteError:
+        logger.warning("delivery.bad_route queue_id=%s route=%s", claimed.queue_id, text)
+        return None
 
 
 def _crlf_checked(envelope: Envelope) -> bool:

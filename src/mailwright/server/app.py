@@ -29,6 +29,7 @@ from mailwright.delivery.agent import AgentSettings, DeliveryAgent
 from mailwright.delivery.nexthop import ConnectSettings
 from mailwright.delivery.outcomes import OutcomePolicy
 from mailwright.delivery.smtp import ClientTimeouts
+from mailwright.dns.queries import CachingResolver
 from mailwright.dns.resolver import make_resolver
 from mailwright.errors import ConfigError, SpoolError
 from mailwright.events import EventLog
@@ -37,6 +38,7 @@ from mailwright.queue_admin import SpoolQueueAdmin
 from mailwright.routes import RouteTable, normalize_domain
 from mailwright.server.listener import SmtpListener
 from mailwright.server.mta import MtaHandler
+from mailwright.server.policies import ServerPolicies
 from mailwright.server.processes import ChildRole, ChildSupervisor
 from mailwright.server.signing import OutboundSigning
 from mailwright.smtp.server_settings import SessionSettings
@@ -87,6 +89,9 @@ class Application:
         self.resolver = make_resolver(
             [str(ns) for ns in config.dns.nameservers] or None, timeout=config.dns.timeout
         )
+        # One cache for every check of this process: SPF, DKIM, ARC and DMARC records.
+        self.auth_resolver = CachingResolver(self.resolver)
+        self.policies = ServerPolicies(config, self.auth_resolver)
         self.agent = DeliveryAgent(
             self.spool,
             self.routes,
@@ -119,15 +124,36 @@ class Application:
                 poll_interval=1.0 if receive else SPLIT_POLL_INTERVAL,
             ),
             maildir_fsync=server.fsync,
+            hooks=self.policies.delivery_hooks,
         )
         accepted = frozenset(
             normalize_domain(d) for d in (*config.domains.local, *config.domains.relay)
         )
+        # Mail mailwright writes itself (DMARC reports) enters the queue here: signed
+        # like submitted mail, stored, handed to this process's agent.
+        self.injector = MtaHandler(
+            role="reports",
+            hostname=server.hostname,
+            spool=self.spool,
+            events=self.events,
+            users=self.users,
+            accepted_domains=accepted,
+            delivery=self.agent if self.deliver else None,
+            signing=self.signing,
+        )
+        self.policies.inject = self.injector.inject
         self.listeners = (
             [self._listener(index, lst, accepted) for index, lst in enumerate(config.listener)]
             if receive
             else []
         )
+        self.reports: Any = None
+        if self.serve_control and self.policies.evaluations is not None:
+            from mailwright.reports.service import ReportService
+
+            self.reports = ReportService(
+                config, self.policies.evaluations, self.auth_resolver, self.injector.inject
+            )
         self.control = ControlServer(Path(server.spool) / CONTROL_SOCKET, _RunningQueueAdmin(self))
         self._agent_task: asyncio.Task[None] | None = None
 
@@ -160,7 +186,7 @@ class Application:
             listener.role,
             listener.address.host,
             listener.address.port,
-            handler,
+            self.policies.wrap(handler),
             settings,
             _tls_context(listener),
             max_connections=listener.max_connections,
@@ -188,10 +214,13 @@ class Application:
             await self.spool.open()
         except SpoolError as exc:
             raise self.config.error_at(("server", "spool"), str(exc)) from exc
+        await self.policies.start()
         if self.deliver:
             self._agent_task = asyncio.create_task(self.agent.run(), name="delivery-agent")
         if self.serve_control:
             await self.control.start()
+        if self.reports is not None and self.config.dmarc.send_reports:
+            self.reports.run_schedule()
         for index, listener in enumerate(self.listeners):
             try:
                 await listener.start()
@@ -220,15 +249,18 @@ class Application:
                 await self._agent_task
         if self.serve_control:
             await self.control.stop()
+        if self.reports is not None:
+            await self.reports.stop()
+        await self.policies.close()
         await self.spool.close()
         self.events.close()
         logger.info("server.stopped")
 
     def reload(self) -> None:
-        """SIGHUP: reopen the event log, reload the DKIM keys from the configuration file.
+        """SIGHUP: reopen the event log; reload the DKIM keys and the policies.
 
-        A configuration that no longer loads, or a key that does not, is
-        logged and the keys in use stay as they were.
+        A configuration that no longer loads, or a key or policy module that
+        does not, is logged and what is in use stays as it was.
         """
         self.events.reopen()
         source = self.config.source
@@ -239,6 +271,8 @@ class Application:
             self.signing.reload(fresh.dkim)
         except (ConfigError, DkimError) as exc:
             logger.error("server.reload_failed error=%s", exc)
+            return
+        self.policies.reload(fresh)
 
 
 class _RunningQueueAdmin(SpoolQueueAdmin):
@@ -256,6 +290,17 @@ class _RunningQueueAdmin(SpoolQueueAdmin):
     async def flush(self, queue_id: str | None) -> dict[str, Any]:
         result = await super().flush(queue_id)
         self.app.agent.wake()
+        return result
+
+    async def dmarc_report(
+        self, until: float, send: bool, include_current: bool
+    ) -> list[dict[str, Any]]:
+        """``mailwright dmarc report``: the server's reporter, buffer included."""
+        if self.app.reports is None:
+            raise RuntimeError("this server records no DMARC evaluations ([dmarc] enforce)")
+        result: list[dict[str, Any]] = await self.app.reports.report(
+            until, send=send, include_current=include_current
+        )
         return result
 
 

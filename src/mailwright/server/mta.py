@@ -184,6 +184,7 @@ class MtaHandler:
             auth_user=envelope.auth_user,
             listener=envelope.listener or None,
             session=session or None,
+            metadata=envelope.metadata or None,
         )
         return Reply(250, "2.0.0", f"Ok: queued as {queue_id}")
 

@@ -42,6 +42,10 @@ logger = logging.getLogger("mailwright.dkim")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+#: ``Envelope.listener`` of mail mailwright writes itself (DMARC reports): always ours.
+GENERATED = frozenset({"reports"})
+
+
 @dataclass(frozen=True, slots=True)
 class SigningTable:
     """The loaded signers by domain, and the networks whose mail is signed."""
@@ -69,7 +73,7 @@ class SigningTable:
 
     def trusted(self, envelope: Envelope) -> bool:
         """Whether mail with ``envelope`` is ours to sign (see the module docstring)."""
-        if envelope.auth_user is not None:
+        if envelope.auth_user is not None or envelope.listener in GENERATED:
             return True
         if not envelope.client_ip or not self.internal:
             return False

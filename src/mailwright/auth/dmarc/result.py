@@ -17,10 +17,8 @@ from mailwright.auth.authres import MethodResult, Property
 from mailwright.auth.dmarc.alignment import DkimCheck, SpfCheck
 from mailwright.auth.dmarc.record import Policy, Record
 
-# TODO: aggregate reports (RFC 9990), failure reports, the check that an external
-# report destination agreed to receive them, and enforcement at the SMTP door (RFC
-# 9989 §5.4 and §7.4: no rejection on p=reject alone, local overrides and their
-# report reasons) are not built yet; a DmarcResult carries what each of them needs.
+# Enforcement (mailwright.policy.dmarc) and the reports (mailwright.reports) read a
+# DmarcResult; nothing here acts on it.
 
 
 class Result(enum.StrEnum):

@@ -1,0 +1,129 @@
+"""The policy side of one server process: the chain, its built-ins, their stores, reloads.
+
+:class:`ServerPolicies` builds the :class:`~mailwright.policy.chain.PolicyChain`
+from the configuration (see :mod:`mailwright.policy.runtime` for the order),
+wraps every listener's handler in a
+:class:`~mailwright.policy.handler.PolicyHandler`, gives the delivery agent
+its hooks, and swaps the chain on SIGHUP. A configuration or module that no
+longer loads at a reload is logged and the running chain stays.
+
+The built-in DMARC policy records its evaluations in the report store
+(:mod:`mailwright.reports.evaluations`), which this object opens and closes.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from mailwright.config import Config
+from mailwright.dns.queries import CachingResolver
+from mailwright.envelope import Envelope
+from mailwright.errors import MailwrightError
+from mailwright.policy.chain import PolicyChain
+from mailwright.policy.delivery import PolicyDeliveryHooks
+from mailwright.policy.handler import AuthSettings, PolicyHandler
+from mailwright.policy.runtime import build_chain
+from mailwright.server.handler import SessionHandler
+from mailwright.smtp.replies import Reply
+
+logger = logging.getLogger("mailwright.policy")
+
+
+class ServerPolicies:
+    """Every policy-related part of one server process."""
+
+    def __init__(self, config: Config, resolver: CachingResolver) -> None:
+        self.config = config
+        self.resolver = resolver
+        # Queues mail mailwright writes (reports); set by the application before start.
+        self.inject: Callable[[Envelope, bytes], Awaitable[Reply]] | None = None
+        self.evaluations: Any = None
+        if config.dmarc.enforce:
+            from mailwright.reports.evaluations import EvaluationStore
+
+            self.evaluations = EvaluationStore(
+                config.dmarc.store, interval=config.dmarc.report_interval
+            )
+        self.failures: Any = None
+        self.intake: Any = None
+        if config.dmarc.report_address is not None:
+            from mailwright.policy.report_intake import ReportIntake
+
+            self.intake = ReportIntake(config.dmarc.report_address, config.dmarc.received_store)
+        self.chain: PolicyChain = build_chain(config, self._builtins(config))
+        self.handlers: list[PolicyHandler] = []
+        self.delivery_hooks = PolicyDeliveryHooks(lambda: self.chain)
+
+    def _builtins(self, config: Config) -> list[tuple[str, object]]:
+        builtins: list[tuple[str, object]] = []
+        if config.dmarc.enforce:
+            from mailwright.policy.dmarc import DmarcPolicy, DmarcSettings
+
+            record = self.evaluations.add if self.evaluations is not None else None
+            settings = DmarcSettings.from_config(config.dmarc)
+            failures = self._failure_sender(config)
+            policy = DmarcPolicy(settings, record=record, failure_reports=failures)
+            builtins.append(("builtin:dmarc", policy))
+        if self.intake is not None and config.dmarc.report_address is not None:
+            self.intake.address = config.dmarc.report_address.lower()
+            builtins.append(("builtin:report-intake", self.intake))
+        return builtins
+
+    def _failure_sender(self, config: Config) -> Any:
+        """The failure report sender when ``[dmarc] failure_reports`` asks for one."""
+        if not config.dmarc.failure_reports or config.dmarc.report_from is None:
+            return None
+        if self.failures is None:
+            from mailwright.reports.failure_sender import FailureReportSender
+
+            self.failures = FailureReportSender(
+                self.resolver,
+                lambda: self.inject,
+                hostname=config.server.hostname,
+                report_from=config.dmarc.report_from,
+            )
+        return self.failures
+
+    def wrap(self, handler: SessionHandler) -> PolicyHandler:
+        """``handler`` with the policies around it (reloads reach it too)."""
+        auth = AuthSettings(
+            self.resolver,
+            self.config.server.hostname,
+            sample=random.random if self.config.dmarc.sample_pct else None,
+        )
+        wrapped = PolicyHandler(handler, self.chain, auth)
+        self.handlers.append(wrapped)
+        return wrapped
+
+    def reload(self, fresh: Config) -> None:
+        """Rebuild the chain from ``fresh``; keep the running one when that fails."""
+        try:
+            chain = build_chain(fresh, self._builtins(fresh))
+        except MailwrightError as error:  # ConfigError, or a built-in that does not load
+            logger.error("policy.reload_failed error=%s", error)
+            return
+        self.config = fresh
+        self.chain = chain
+        for handler in self.handlers:
+            handler.replace(chain)
+        logger.info("policy.reloaded policies=%s", ",".join(p.name for p in chain.policies) or "-")
+
+    async def start(self) -> None:
+        """Open the stores the built-ins write to."""
+        if self.evaluations is not None and hasattr(self.evaluations, "start"):
+            await self.evaluations.start()
+
+    async def close(self) -> None:
+        """Let running delivery hooks finish, then flush and close the stores."""
+        await self.delivery_hooks.drain()
+        if self.failures is not None:
+            await self.failures.drain()
+        if self.intake is not None:
+            self.intake.close()
+        if self.evaluations is not None:
+            result = self.evaluations.close()
+            if hasattr(result, "__await__"):
+                await result
