@@ -151,3 +151,57 @@ def test_query_names_are_checked() -> None:
         Query.of("a..example.test", "TXT")
     with pytest.raises(ValueError, match="255"):
         Query.of(".".join(["x" * 60] * 5), "TXT")
+
+
+# -- ResultMemo: results kept as long as the answers they read ---------------------------
+
+
+def _lookup(name: str) -> Evaluation[bytes]:
+    """A one-step evaluation: the first TXT string of ``name``, or b'' without one."""
+    (answer,) = yield (Query.of(name, "TXT"),)
+    return answer.records[0] if answer.records else b""
+
+
+async def test_memo_keeps_a_result_until_the_first_answer_it_read_expires(
+    server: DnsServer,
+) -> None:
+    """example.test's TXT has TTL 120: the result is reused until then, not after."""
+    clock = Clock()
+    resolver = caching(server, clock)
+    memo = resolver.results
+
+    first = await run(memo.evaluation("k", _lookup("example.test")), resolver)
+    assert first == b"v=spf1 -all"
+    asked = len(server.queries)
+    assert memo.get("k") == b"v=spf1 -all"
+
+    clock.now += 119
+    assert memo.get("k") == b"v=spf1 -all"
+    clock.now += 2
+    assert memo.get("k") is None
+    assert len(server.queries) == asked  # get() never asks DNS
+
+
+async def test_memo_keeps_nothing_that_read_a_transient_failure(server: DnsServer) -> None:
+    """SERVFAIL is never cached, so a result built on it is never kept."""
+    server.fail("example.test", "servfail")
+    resolver = caching(server)
+    memo = resolver.results
+
+    assert await run(memo.evaluation("k", _lookup("example.test")), resolver) == b""
+    assert memo.get("k") is None
+
+
+async def test_memo_respects_keep_and_its_size(server: DnsServer) -> None:
+    """``keep`` may refuse a result; past ``size`` entries the oldest goes."""
+    resolver = caching(server)
+    memo = resolver.results
+    memo.size = 2
+
+    await run(memo.evaluation("refused", _lookup("example.test"), keep=lambda r: False), resolver)
+    assert memo.get("refused") is None
+
+    for key in ("a", "b", "c"):
+        await run(memo.evaluation(key, _lookup("example.test")), resolver)
+    assert memo.get("a") is None
+    assert memo.get("b") == memo.get("c") == b"v=spf1 -all"

@@ -454,3 +454,15 @@ class TestBuiltinDmarc:
         assert data["route"] == "maildir:/srv/held"
         names = [field["name"] for field in data["headers_added"]]
         assert names == ["Authentication-Results", "X-Mailwright-Quarantine"]
+
+
+def test_config_check_loads_the_policy_modules(tmp_path: Path, run_cli: RunCli) -> None:
+    """`config check` fails on a policy that would stop `serve`, naming file and line."""
+    (tmp_path / "typo.py").write_text(
+        "API_VERSION = 1\n\n\ndef on_rcpt_to(rcpt):\n    return None\n"
+    )
+    (tmp_path / "mailwright.toml").write_text('[policy]\nmodules = ["typo.py"]\n')
+    result = run_cli("config", "check", "--config", str(tmp_path / "mailwright.toml"))
+    assert result.returncode == 2
+    assert f"{tmp_path / 'typo.py'}:4: unknown hook 'on_rcpt_to'" in result.stderr
+    assert "mailwright.toml:2: policy.modules:" in result.stderr

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +23,7 @@ from mailwright.envelope import Envelope, Recipient
 from mailwright.policy import Connection, Message, Transaction
 from mailwright.policy import Verdict as Kind
 from mailwright.policy.dmarc import QUARANTINE_FIELD, DmarcPolicy, DmarcSettings
+from mailwright.policy.loader import load_policy
 from mailwright.reports.model import Evaluation, OverrideReason
 
 SETTINGS = DmarcSettings(
@@ -85,10 +87,10 @@ def _policy() -> tuple[DmarcPolicy, list[Evaluation]]:
     return DmarcPolicy(SETTINGS, record=recorded.append), recorded
 
 
-async def test_reject_answers_550_571_naming_the_policy() -> None:
+def test_reject_answers_550_571_naming_the_policy() -> None:
     """A failing p=reject message is refused with the domain and tag in the text."""
     policy, recorded = _policy()
-    decision = await policy.on_message(_message(_verdict()))
+    decision = policy.on_message(_message(_verdict()))
     assert decision is not None
     assert decision.verdict is Kind.REJECT
     assert decision.reply is not None
@@ -99,11 +101,11 @@ async def test_reject_answers_550_571_naming_the_policy() -> None:
     assert evaluation.row.reasons == ()
 
 
-async def test_quarantine_sets_the_route_and_the_field() -> None:
+def test_quarantine_sets_the_route_and_the_field() -> None:
     """Quarantine accepts (no decision), routes to the quarantine and says why."""
     policy, recorded = _policy()
     message = _message(_verdict(disposition=Policy.QUARANTINE, record="v=DMARC1; p=quarantine"))
-    assert await policy.on_message(message) is None
+    assert policy.on_message(message) is None
     assert message.route == "maildir:/srv/quarantine"
     [edit] = message.edits
     assert (edit.action, edit.name) == ("add", QUARANTINE_FIELD)
@@ -112,21 +114,21 @@ async def test_quarantine_sets_the_route_and_the_field() -> None:
     assert [(e.row.disposition, e.rua) for e in recorded] == [("quarantine", ())]
 
 
-async def test_pass_is_recorded_as_pass_and_changes_nothing() -> None:
+def test_pass_is_recorded_as_pass_and_changes_nothing() -> None:
     """A passing message: no decision, no edits, a row with disposition pass."""
     policy, recorded = _policy()
     message = _message(_verdict(Result.PASS, disposition=Policy.NONE))
-    assert await policy.on_message(message) is None
+    assert policy.on_message(message) is None
     assert message.edits == []
     assert message.route is None
     assert recorded[0].row.disposition == "pass"
     assert recorded[0].row.dkim == "pass"
 
 
-async def test_temperror_tempfails_with_475() -> None:
+def test_temperror_tempfails_with_475() -> None:
     """A DNS failure on the way answers 451 4.7.5 and records nothing (it comes back)."""
     policy, recorded = _policy()
-    decision = await policy.on_message(_message(_verdict(Result.TEMPERROR)))
+    decision = policy.on_message(_message(_verdict(Result.TEMPERROR)))
     assert decision is not None
     assert decision.verdict is Kind.TEMPFAIL
     assert decision.reply is not None
@@ -134,11 +136,11 @@ async def test_temperror_tempfails_with_475() -> None:
     assert recorded == []
 
 
-async def test_temperror_accept_mode_delivers() -> None:
+def test_temperror_accept_mode_delivers() -> None:
     """With temperror = "accept" the message goes through."""
     recorded: list[Evaluation] = []
     policy = DmarcPolicy(replace(SETTINGS, temperror="accept"), record=recorded.append)
-    assert await policy.on_message(_message(_verdict(Result.TEMPERROR))) is None
+    assert policy.on_message(_message(_verdict(Result.TEMPERROR))) is None
 
 
 @pytest.mark.parametrize(
@@ -150,12 +152,12 @@ async def test_temperror_accept_mode_delivers() -> None:
     ],
     ids=["allow_ips", "allow_domains", "monitor_domains"],
 )
-async def test_overrides_deliver_and_record_their_reason(
+def test_overrides_deliver_and_record_their_reason(
     verdict: Verdict, rcpt: str, headers: bytes, reason: str
 ) -> None:
     """Each allow-list turns a reject into none, recorded with a local_policy reason."""
     policy, recorded = _policy()
-    assert await policy.on_message(_message(verdict, rcpt, headers)) is None
+    assert policy.on_message(_message(verdict, rcpt, headers)) is None
     [evaluation] = recorded
     assert evaluation.row.disposition == "none"
     assert [r.type for r in evaluation.row.reasons] == [reason]
@@ -179,32 +181,32 @@ def _sealed_chain(domain: str) -> ArcResult:
     ("headers", "kind"),
     [(b"", "trusted_forwarder"), (b"List-Id: <l.lists.example.org>\r\n", "mailing_list")],
 )
-async def test_trusted_arc_sealer_overrides(headers: bytes, kind: str) -> None:
+def test_trusted_arc_sealer_overrides(headers: bytes, kind: str) -> None:
     """A passing chain sealed by a trusted domain: forwarder, or mailing list with List-Id."""
     policy, recorded = _policy()
     verdict = _verdict(arc=_sealed_chain("lists.example.org"))
-    assert await policy.on_message(_message(verdict, headers=headers)) is None
+    assert policy.on_message(_message(verdict, headers=headers)) is None
     assert recorded[0].row.reasons == (
         OverrideReason(kind, "arc=pass sealed by lists.example.org"),
     )
 
 
-async def test_untrusted_sealer_and_mixed_recipients_do_not_override() -> None:
+def test_untrusted_sealer_and_mixed_recipients_do_not_override() -> None:
     """A chain by another domain, or one monitored recipient among others: still rejected."""
     policy, _ = _policy()
     verdict = _verdict(arc=_sealed_chain("evil.example"))
-    decision = await policy.on_message(_message(verdict))
+    decision = policy.on_message(_message(verdict))
     assert decision is not None
     assert decision.verdict is Kind.REJECT
 
     message = _message(_verdict(), "x@watch.example")
     message.envelope.recipients.append(Recipient("y@example.test"))
-    decision = await policy.on_message(message)
+    decision = policy.on_message(message)
     assert decision is not None
     assert decision.verdict is Kind.REJECT
 
 
-async def test_test_mode_is_recorded_as_policy_test_mode() -> None:
+def test_test_mode_is_recorded_as_policy_test_mode() -> None:
     """t=y: the evaluation's milder disposition, with the policy_test_mode reason."""
     policy, recorded = _policy()
     verdict = _verdict(
@@ -212,16 +214,16 @@ async def test_test_mode_is_recorded_as_policy_test_mode() -> None:
         disposition=Policy.QUARANTINE,
         test_mode=True,
     )
-    assert await policy.on_message(_message(verdict)) is None
+    assert policy.on_message(_message(verdict)) is None
     assert recorded[0].row.disposition == "quarantine"
     assert [r.type for r in recorded[0].row.reasons] == ["policy_test_mode"]
 
 
-async def test_evaluation_row_holds_the_report_fields() -> None:
+def test_evaluation_row_holds_the_report_fields() -> None:
     """The recorded row: source, identifiers, raw and aligned results, the published record."""
     policy, recorded = _policy()
     record = "v=DMARC1; p=reject; sp=quarantine; adkim=s; fo=1:d; rua=mailto:agg@reject.test!10m"
-    await policy.on_message(_message(_verdict(record=record)))
+    policy.on_message(_message(_verdict(record=record)))
     [evaluation] = recorded
     row, published = evaluation.row, evaluation.policy
     assert (row.source_ip, row.header_from) == ("203.0.113.9", "reject.test")
@@ -241,10 +243,28 @@ async def test_evaluation_row_holds_the_report_fields() -> None:
     assert evaluation.received_at == 1_800_000_000.0
 
 
-async def test_no_verdict_means_no_opinion() -> None:
+def test_no_verdict_means_no_opinion() -> None:
     """Mail that was not authenticated (submission) is left alone."""
     policy, recorded = _policy()
     message = _message(_verdict())
     message.auth = None
-    assert await policy.on_message(message) is None
+    assert policy.on_message(message) is None
     assert recorded == []
+
+
+def test_the_documented_subclass_example_works(tmp_path: Path) -> None:
+    """docs/dmarc-enforcement.md's subclass loads as a policy and quarantines board mail."""
+    text = (Path(__file__).parents[2] / "docs" / "dmarc-enforcement.md").read_text()
+    code = text.split("```python\n# policies/dmarc_local.py", 1)[1].split("```", 1)[0]
+    module = tmp_path / "dmarc_local.py"
+    module.write_text("# policies/dmarc_local.py" + code)
+    loaded = load_policy(str(module))
+    hook = loaded.hooks["on_message"]
+
+    board = _message(_verdict(), "ceo@example.test")
+    assert hook(board) is None
+    assert board.route == "maildir:/srv/quarantine"
+
+    other = hook(_message(_verdict(), "user@example.test"))
+    assert other is not None
+    assert other.verdict is Kind.REJECT

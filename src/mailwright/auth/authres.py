@@ -131,7 +131,9 @@ def header_field(field: AuthenticationResults, *, name: str = "Authentication-Re
     return f"{name}: {format_results(field)}\r\n".encode()
 
 
+@functools.lru_cache(maxsize=4096)
 def _format_result(result: MethodResult) -> str:
+    """One result as written (memoised: the SPF, ARC and DMARC entries of a sender repeat)."""
     text = result.method + (f"/{result.version}" if result.version else "") + "=" + result.result
     if result.comment:
         text += f" ({_comment(result.comment)})"

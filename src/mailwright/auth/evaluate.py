@@ -21,6 +21,7 @@ every method reports trouble as its own result word.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,15 +61,15 @@ class Verdict:
         A message without DKIM signatures gets ``dkim=none`` (RFC 8601
         §2.7.1); the separate HELO check, when made, follows the MAIL FROM one.
         """
-        found: list[MethodResult] = [self.spf.to_method_result()]
+        found: list[MethodResult] = [_entry(self.spf)]
         if self.helo is not None and self.helo.identity != self.spf.identity:
-            found.append(self.helo.to_method_result())
+            found.append(_entry(self.helo))
         if self.dkim:
             found.extend(signature.to_method_result() for signature in self.dkim)
         else:
-            found.append(MethodResult("dkim", "none"))
+            found.append(_NO_DKIM)
         found.append(self.arc.to_method_result(self.ip))
-        found.append(self.dmarc.to_method_result())
+        found.append(_entry(self.dmarc))
         return tuple(found)
 
     def authentication_results(self, authserv_id: str) -> AuthenticationResults:
@@ -98,6 +99,26 @@ class Verdict:
         return data
 
 
+_NO_DKIM = MethodResult("dkim", "none")
+
+#: Entries of results met before, by identity: a result reused from the resolver's
+#: memo (the same sender's SPF, the same domain's DMARC) is written once, not per message.
+_ENTRIES: dict[int, tuple[object, MethodResult]] = {}
+_MAX_ENTRIES = 4096
+
+
+def _entry(checked: SpfResult | DmarcResult) -> MethodResult:
+    """``checked.to_method_result()``, remembered for the very same result object."""
+    known = _ENTRIES.get(id(checked))
+    if known is not None and known[0] is checked:
+        return known[1]
+    entry = checked.to_method_result()
+    if len(_ENTRIES) >= _MAX_ENTRIES:
+        _ENTRIES.clear()
+    _ENTRIES[id(checked)] = (checked, entry)
+    return entry
+
+
 @dataclass(frozen=True, slots=True)
 class SenderChecks:
     """The SPF checks of the envelope, made at MAIL FROM: the one DMARC uses, and HELO's."""
@@ -107,12 +128,21 @@ class SenderChecks:
 
 
 def _spf_runs(
-    *, ip: str, helo: str, mail_from: str, receiver: str, check_helo: bool
+    resolver: CachingResolver,
+    *,
+    ip: str,
+    helo: str,
+    mail_from: str,
+    receiver: str,
+    check_helo: bool,
 ) -> tuple[Progress[SpfResult], Progress[SpfResult] | None]:
-    spf_run = start_spf(ip=ip, mail_from=mail_from, helo=helo, receiver=receiver)
+    memo = resolver.results
+    spf_run = start_spf(ip=ip, mail_from=mail_from, helo=helo, receiver=receiver, memo=memo)
     helo_run: Progress[SpfResult] | None = None
     if check_helo and identity_for(mail_from, helo).scope != "helo" and helo_identity(helo).domain:
-        helo_run = start_spf(ip=ip, mail_from="", helo=helo, receiver=receiver, helo_only=True)
+        helo_run = start_spf(
+            ip=ip, mail_from="", helo=helo, receiver=receiver, helo_only=True, memo=memo
+        )
     return spf_run, helo_run
 
 
@@ -139,7 +169,7 @@ async def check_sender(
     the message, so SPF is not evaluated twice.
     """
     spf_run, helo_run = _spf_runs(
-        ip=ip, helo=helo, mail_from=mail_from, receiver=receiver, check_helo=check_helo
+        resolver, ip=ip, helo=helo, mail_from=mail_from, receiver=receiver, check_helo=check_helo
     )
     await run_all(resolver, *(r for r in (spf_run, helo_run) if r is not None))
     return _checked(spf_run, helo_run)
@@ -179,7 +209,12 @@ async def authenticate(
     spf_run = helo_run = None
     if sender is None:
         spf_run, helo_run = _spf_runs(
-            ip=ip, helo=helo, mail_from=mail_from, receiver=receiver, check_helo=check_helo
+            resolver,
+            ip=ip,
+            helo=helo,
+            mail_from=mail_from,
+            receiver=receiver,
+            check_helo=check_helo,
         )
         runs.extend(r for r in (spf_run, helo_run) if r is not None)
     await run_all(resolver, *runs)
@@ -189,16 +224,41 @@ async def authenticate(
     assert sender is not None
     spf, dkim, arc = sender.spf, dkim_run.result, arc_run.result
 
-    dmarc = await run(
-        evaluate_dmarc(
-            author_domains_of(parsed),
-            spf=SpfCheck(spf.result.value, spf.domain),
-            dkim=[DkimCheck(s.domain, s.result.value, s.selector) for s in dkim if s.domain],
-            sample=sample,
-        ),
-        resolver,
-    )
+    dmarc = await _dmarc(resolver, parsed, spf, dkim, sample)
     return Verdict(spf=spf, dkim=tuple(dkim), arc=arc, dmarc=dmarc, ip=ip, helo=sender.helo)
+
+
+async def _dmarc(
+    resolver: CachingResolver,
+    parsed: Message,
+    spf: SpfResult,
+    dkim: Sequence[DkimResult],
+    sample: Sampler | None,
+) -> DmarcResult:
+    """DMARC for the message, reusing an evaluation of the same inputs while DNS allows.
+
+    The result depends on the From domains, the SPF and DKIM inputs and DNS
+    only (not on the From addresses' local parts), so those are the key; a
+    result that took a ``pct`` draw is never reused.
+    """
+    authors = author_domains_of(parsed)
+    spf_check = SpfCheck(spf.result.value, spf.domain)
+    dkim_checks = tuple(DkimCheck(s.domain, s.result.value, s.selector) for s in dkim if s.domain)
+    memo = resolver.results
+    key = (
+        "dmarc", authors.domains, () if authors.domains else authors.problems,
+        authors.field_count, spf_check, dkim_checks,
+    )  # fmt: skip
+    found: DmarcResult | None = memo.get(key)
+    if found is not None:
+        return found
+    evaluation = evaluate_dmarc(authors, spf=spf_check, dkim=dkim_checks, sample=sample)
+    return await run(memo.evaluation(key, evaluation, keep=_reusable), resolver)
+
+
+def _reusable(result: DmarcResult) -> bool:
+    """A result may be reused unless it took a ``pct`` draw or met a DNS failure."""
+    return result.sampled is None and result.result.value != "temperror"
 
 
 def _spf_json(result: SpfResult) -> dict[str, Any]:

@@ -25,7 +25,14 @@ def register(subparsers: Any) -> None:
 def check_config(args: argparse.Namespace) -> int:
     """Print a summary of a valid configuration (errors propagate as ConfigError)."""
     config = load(args)
+    if config.policy.modules:
+        # Loading runs the modules' top level: a broken policy fails here as in `serve`.
+        from mailwright.policy.runtime import build_chain
+
+        build_chain(config)
     summary = config.summary()
+    summary["policies"] = list(config.policy.modules)
+    summary["dmarc_enforce"] = config.dmarc.enforce
     if wants_json(args):
         print_json(summary)
         return EXIT_OK
@@ -40,6 +47,8 @@ def check_config(args: argparse.Namespace) -> int:
     print(f"  local       {', '.join(summary['local_domains']) or '-'}")
     for domain, route in summary["routes"].items():
         print(f"  route       {domain} -> {route}")
+    print(f"  policies    {', '.join(summary['policies']) or '-'}")
+    print(f"  dmarc       {'enforced' if config.dmarc.enforce else 'not enforced'}")
     nameservers = summary["nameservers"]
     print(
         f"  dns         {nameservers if isinstance(nameservers, str) else ', '.join(nameservers)}"

@@ -33,9 +33,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, overload
 
@@ -313,6 +314,18 @@ class CachingResolver:
         self._cache: OrderedDict[Query, tuple[float, Answer]] = OrderedDict()
         self.hits = 0
         self.misses = 0
+        self.results = ResultMemo(self)
+
+    def expiry(self, queries: Iterable[Query]) -> float | None:
+        """When the first of the cached answers to ``queries`` expires; None if any is missing."""
+        cache = self._cache
+        first = math.inf
+        for query in queries:
+            entry = cache.get(query)
+            if entry is None:
+                return None
+            first = min(first, entry[0])
+        return first
 
     def cached(self, queries: Sequence[Query]) -> Answers | None:
         """Every query's answer from the cache, or None when any is missing or stale.
@@ -406,6 +419,76 @@ class CachingResolver:
     def statistics(self) -> dict[str, int]:
         """Cache counters, for metrics."""
         return {"size": len(self._cache), "hits": self.hits, "misses": self.misses}
+
+
+class ResultMemo:
+    """Results of evaluations, kept for as long as the cached answers they read.
+
+    An evaluation (SPF's check_host, a DMARC evaluation) is a pure function
+    of its inputs and the DNS answers it reads. With its inputs as ``key``,
+    its result can be reused until the first of those answers expires from
+    the resolver's cache, which is exactly when asking again could give
+    another answer. A result that read an answer the cache does not hold (a
+    transient failure, which is never cached) is not kept; neither is one
+    ``keep`` refuses (a random draw). At most ``size`` results are kept, the
+    oldest going first.
+
+    :meth:`evaluation` wraps an evaluation so that its result is kept when
+    it completes; :meth:`get` finds a kept one.
+    """
+
+    def __init__(self, resolver: CachingResolver, size: int = 20_000) -> None:
+        self.resolver = resolver
+        self.size = size
+        self._kept: dict[Hashable, tuple[float, Any]] = {}
+        self.hits = 0
+
+    def get(self, key: Hashable) -> Any | None:
+        """The result kept for ``key`` while it is fresh, else None."""
+        entry = self._kept.get(key)
+        if entry is None:
+            return None
+        if entry[0] <= self.resolver.clock():
+            del self._kept[key]
+            return None
+        self.hits += 1
+        return entry[1]
+
+    def evaluation(
+        self,
+        key: Hashable,
+        evaluation: Evaluation[T],
+        keep: Callable[[T], bool] | None = None,
+    ) -> Evaluation[T]:
+        """``evaluation``, keeping its result under ``key`` when it completes."""
+        asked: list[Query] = []
+        result = yield from _recorded(evaluation, asked)
+        if keep is None or keep(result):
+            self._keep(key, result, asked)
+        return result
+
+    def _keep(self, key: Hashable, result: Any, asked: Sequence[Query]) -> None:
+        expires = self.resolver.expiry(asked)
+        if expires is None:
+            return
+        if not asked:  # nothing read: valid as long as any answer would be
+            expires = self.resolver.clock() + self.resolver.default_negative_ttl
+        kept = self._kept
+        if len(kept) >= self.size:
+            del kept[next(iter(kept))]
+        kept[key] = (expires, result)
+
+
+def _recorded(evaluation: Evaluation[T], asked: list[Query]) -> Evaluation[T]:
+    """``evaluation`` as is, noting every query it asks in ``asked``."""
+    try:
+        step = next(evaluation)
+        while True:
+            asked.extend(step)
+            answers = yield step
+            step = evaluation.send(answers)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
 
 
 def _decode(rdtype: str, rdata: Any) -> Any:

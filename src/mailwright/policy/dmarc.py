@@ -31,12 +31,13 @@ What it does with each message from an inbound client (RFC 9989 §5.4, §7.4):
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from mailwright.auth.dmarc import Policy, Result
+from mailwright.auth.dmarc import Policy, Record, Result
 from mailwright.auth.evaluate import Verdict
 from mailwright.policy.context import Message
 from mailwright.policy.decisions import Decision, reject, tempfail
@@ -55,7 +56,7 @@ QUARANTINE_FIELD = "X-Mailwright-Quarantine"
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Recorder = Callable[[Evaluation], None]
-FailureReporter = Callable[[Message, Verdict, Policy], Awaitable[None]]
+FailureReporter = Callable[[Message, Verdict, Policy], None]  # returns at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +111,13 @@ class DmarcPolicy:
         self.record = record
         self.failure_reports = failure_reports
 
-    async def on_message(self, message: Message) -> Decision | None:
-        """Decide on ``message`` from its DMARC result (see the module docstring)."""
+    def on_message(self, message: Message) -> Decision | None:
+        """Decide on ``message`` from its DMARC result (see the module docstring).
+
+        A plain function, not a coroutine: it never waits for anything (a
+        failure report is worked out in the background), so the chain runs
+        it without a coroutine or a timeout around it.
+        """
         verdict = message.auth
         if verdict is None:
             return None  # not checked: submission or an authenticated client
@@ -135,7 +141,7 @@ class DmarcPolicy:
         if self.failure_reports is not None and dmarc.record is not None and dmarc.record.ruf:
             # fo=1, d or s may ask for a report about a message that passed: the
             # reporter decides (and returns at once; the report is queued later).
-            await self.failure_reports(message, verdict, outcome.disposition)
+            self.failure_reports(message, verdict, outcome.disposition)
         return self.act(message, verdict, outcome)
 
     def disposition(self, verdict: Verdict) -> Outcome:
@@ -216,18 +222,7 @@ def evaluation_of(message: Message, verdict: Verdict, outcome: Outcome) -> Evalu
     dmarc = verdict.dmarc
     record = dmarc.record
     assert record is not None
-    policy = PolicyPublished(
-        domain=dmarc.policy_domain or dmarc.author_domain or "",
-        p=record.policy.value,
-        sp=record.sp.value if record.sp is not None else None,
-        np=record.np.value if record.np is not None else None,
-        adkim=record.adkim.value if record.adkim is not None else None,
-        aspf=record.aspf.value if record.aspf is not None else None,
-        testing="y" if record.test_mode else "n",
-        discovery_method="treewalk",
-        fo=":".join(record.fo) if record.fo else None,
-        pct=record.pct,
-    )
+    policy, rua, ruf = _published(record, dmarc.policy_domain or dmarc.author_domain or "")
     spf = verdict.spf
     sender = message.transaction.sender
     recipients = message.recipients
@@ -248,12 +243,30 @@ def evaluation_of(message: Message, verdict: Verdict, outcome: Outcome) -> Evalu
         spf_results=(SpfAuth(spf.domain or "", spf.result.value, _scope(spf.identity)),),
     )
     return Evaluation(
-        received_at=message.envelope.received_at or 0.0,
-        policy=policy,
-        row=row,
-        rua=tuple(uri.to_text() for uri in record.rua),
-        ruf=tuple(uri.to_text() for uri in record.ruf),
+        received_at=message.envelope.received_at or 0.0, policy=policy, row=row, rua=rua, ruf=ruf
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def _published(
+    record: Record, domain: str
+) -> tuple[PolicyPublished, tuple[str, ...], tuple[str, ...]]:
+    """A record as a report's ``policy_published``, with its report URIs (memoised: pure)."""
+    policy = PolicyPublished(
+        domain=domain,
+        p=record.policy.value,
+        sp=record.sp.value if record.sp is not None else None,
+        np=record.np.value if record.np is not None else None,
+        adkim=record.adkim.value if record.adkim is not None else None,
+        aspf=record.aspf.value if record.aspf is not None else None,
+        testing="y" if record.test_mode else "n",
+        discovery_method="treewalk",
+        fo=":".join(record.fo) if record.fo else None,
+        pct=record.pct,
+    )
+    rua = tuple(uri.to_text() for uri in record.rua)
+    ruf = tuple(uri.to_text() for uri in record.ruf)
+    return policy, rua, ruf
 
 
 def _scope(identity: str) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from pathlib import Path
+from collections.abc import Callable
 
 from mailwright.errors import ReportError
 from mailwright.policy.context import Message
@@ -32,16 +32,14 @@ class ReportIntake:
 
     API_VERSION = 1
 
-    def __init__(self, address: str, store: ReceivedReports | Path) -> None:
+    def __init__(self, address: str, store: Callable[[], ReceivedReports]) -> None:
         self.address = address.lower()
-        self._store = store
+        self._store = store  # opens the store on first use, shared across reloads
 
     @property
     def store(self) -> ReceivedReports:
-        """The store, opened on first use (so a server without reports never opens it)."""
-        if isinstance(self._store, Path):
-            self._store = ReceivedReports(self._store)
-        return self._store
+        """The store (opened by the first report that arrives)."""
+        return self._store()
 
     async def on_message(self, message: Message) -> None:
         """Store the reports of a message to the report address; never refuses it."""
@@ -71,8 +69,3 @@ class ReportIntake:
             new = self.store.add(report, received_at=now, source=sender)
             stored.append((report.metadata.report_id, report.policy.domain, new))
         return stored
-
-    def close(self) -> None:
-        """Close the store if it was opened."""
-        if isinstance(self._store, ReceivedReports):
-            self._store.close()

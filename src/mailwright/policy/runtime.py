@@ -22,6 +22,7 @@ def build_chain(config: Config, builtins: Sequence[tuple[str, object]] = ()) -> 
 
     Raises :class:`~mailwright.errors.ConfigError` naming ``policy.modules``
     and the module's own file and line when a module does not load.
+    ``serve``, ``config check`` and ``policy test`` all load through here.
     """
     policies: list[Policy] = [policy_from(name, target) for name, target in builtins]
     try:

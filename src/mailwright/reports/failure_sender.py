@@ -61,7 +61,7 @@ class FailureReportSender:
         self.limiter = limiter or FailureReportLimiter()
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def __call__(self, message: Message, verdict: Verdict, disposition: Policy) -> None:
+    def __call__(self, message: Message, verdict: Verdict, disposition: Policy) -> None:
         """Start working out a report for ``message``, if its record asks for one."""
         if not failure_report_due(verdict, message.content):
             return

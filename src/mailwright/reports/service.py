@@ -42,14 +42,7 @@ class ReportService:
         inject: Inject,
     ) -> None:
         self.config = config
-        self.reporter = AggregateReporter(
-            store,
-            resolver,
-            inject,
-            config.dmarc,
-            hostname=config.server.hostname,
-            org_name=config.dmarc.report_org_name or None,
-        )
+        self.reporter = reporter_for(config, store, resolver, inject)
         self._task: asyncio.Task[None] | None = None
 
     async def report(
@@ -83,6 +76,20 @@ class ReportService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+
+
+def reporter_for(
+    config: Config, store: EvaluationStore, resolver: CachingResolver, inject: Inject
+) -> AggregateReporter:
+    """The reporter ``config`` describes, over ``store``, ``resolver`` and ``inject``."""
+    return AggregateReporter(
+        store,
+        resolver,
+        inject,
+        config.dmarc,
+        hostname=config.server.hostname,
+        org_name=config.dmarc.report_org_name or None,
+    )
 
 
 def outcome_json(outcome: ReportOutcome) -> dict[str, Any]:
@@ -124,14 +131,7 @@ async def report_offline(
     store = EvaluationStore(config.dmarc.store, interval=config.dmarc.report_interval)
     try:
         async with _injector(config, send) as inject:
-            reporter = AggregateReporter(
-                store,
-                resolver,
-                inject,
-                config.dmarc,
-                hostname=config.server.hostname,
-                org_name=config.dmarc.report_org_name or None,
-            )
+            reporter = reporter_for(config, store, resolver, inject)
             outcomes = await reporter.report(until, send=send, include_current=include_current)
     finally:
         await store.close()

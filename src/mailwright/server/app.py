@@ -131,16 +131,7 @@ class Application:
         )
         # Mail mailwright writes itself (DMARC reports) enters the queue here: signed
         # like submitted mail, stored, handed to this process's agent.
-        self.injector = MtaHandler(
-            role="reports",
-            hostname=server.hostname,
-            spool=self.spool,
-            events=self.events,
-            users=self.users,
-            accepted_domains=accepted,
-            delivery=self.agent if self.deliver else None,
-            signing=self.signing,
-        )
+        self.injector = self._handler("reports", accepted)
         self.policies.inject = self.injector.inject
         self.listeners = (
             [self._listener(index, lst, accepted) for index, lst in enumerate(config.listener)]
@@ -157,11 +148,9 @@ class Application:
         self.control = ControlServer(Path(server.spool) / CONTROL_SOCKET, _RunningQueueAdmin(self))
         self._agent_task: asyncio.Task[None] | None = None
 
-    def _listener(
-        self, index: int, listener: ListenerConfig, accepted: frozenset[str]
-    ) -> SmtpListener:
-        handler = MtaHandler(
-            role=listener.role,
+    def _handler(self, role: str, accepted: frozenset[str]) -> MtaHandler:
+        return MtaHandler(
+            role=role,
             hostname=self.config.server.hostname,
             spool=self.spool,
             events=self.events,
@@ -171,6 +160,11 @@ class Application:
             delivery=self.agent if self.deliver else None,
             signing=self.signing,
         )
+
+    def _listener(
+        self, index: int, listener: ListenerConfig, accepted: frozenset[str]
+    ) -> SmtpListener:
+        handler = self._handler(listener.role, accepted)
         settings = SessionSettings(
             hostname=self.config.server.hostname,
             max_message_size=listener.max_message_size,

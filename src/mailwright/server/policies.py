@@ -48,11 +48,7 @@ class ServerPolicies:
                 config.dmarc.store, interval=config.dmarc.report_interval
             )
         self.failures: Any = None
-        self.intake: Any = None
-        if config.dmarc.report_address is not None:
-            from mailwright.policy.report_intake import ReportIntake
-
-            self.intake = ReportIntake(config.dmarc.report_address, config.dmarc.received_store)
+        self._received: Any = None  # the store of received reports, opened on first use
         self.chain: PolicyChain = build_chain(config, self._builtins(config))
         self.handlers: list[PolicyHandler] = []
         self.delivery_hooks = PolicyDeliveryHooks(lambda: self.chain)
@@ -67,10 +63,20 @@ class ServerPolicies:
             failures = self._failure_sender(config)
             policy = DmarcPolicy(settings, record=record, failure_reports=failures)
             builtins.append(("builtin:dmarc", policy))
-        if self.intake is not None and config.dmarc.report_address is not None:
-            self.intake.address = config.dmarc.report_address.lower()
-            builtins.append(("builtin:report-intake", self.intake))
+        if config.dmarc.report_address is not None:
+            from mailwright.policy.report_intake import ReportIntake
+
+            intake = ReportIntake(config.dmarc.report_address, self._received_store)
+            builtins.append(("builtin:report-intake", intake))
         return builtins
+
+    def _received_store(self) -> Any:
+        """The store of received reports, opened once, by the first report to arrive."""
+        if self._received is None:
+            from mailwright.reports.received import ReceivedReports
+
+            self._received = ReceivedReports(self.config.dmarc.received_store)
+        return self._received
 
     def _failure_sender(self, config: Config) -> Any:
         """The failure report sender when ``[dmarc] failure_reports`` asks for one."""
@@ -121,8 +127,8 @@ class ServerPolicies:
         await self.delivery_hooks.drain()
         if self.failures is not None:
             await self.failures.drain()
-        if self.intake is not None:
-            self.intake.close()
+        if self._received is not None:
+            self._received.close()
         if self.evaluations is not None:
             result = self.evaluations.close()
             if hasattr(result, "__await__"):

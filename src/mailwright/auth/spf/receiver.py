@@ -19,7 +19,7 @@ from mailwright.auth.spf.evaluate import DEFAULT_EXPLANATION, check_host
 from mailwright.auth.spf.identity import Address, helo_identity, identity_for
 from mailwright.auth.spf.limits import DEFAULT_LIMITS, Limits
 from mailwright.auth.spf.result import Result, SpfResult
-from mailwright.dns.queries import CachingResolver, Progress
+from mailwright.dns.queries import CachingResolver, Evaluation, Progress, ResultMemo
 
 log = logging.getLogger("mailwright.auth.spf")
 
@@ -76,14 +76,26 @@ def start_spf(
     time_limit: float = DEFAULT_TIME_LIMIT,
     clock: Callable[[], float] = time.time,
     helo_only: bool = False,
+    memo: ResultMemo | None = None,
 ) -> Progress[SpfResult]:
     """The check :func:`check_spf` makes, not yet driven, for running beside others.
 
     The arguments are those of :func:`check_spf`; the :class:`Progress` ends
     in temperror after ``time_limit`` seconds of waiting for DNS. Drive it
     with :func:`~mailwright.dns.queries.run_all` and pass the result to
-    :func:`log_checked`.
+    :func:`log_checked`. With ``memo`` (the resolver's
+    :class:`~mailwright.dns.queries.ResultMemo`), a check made before with
+    the same inputs, whose DNS answers are all still cached, is not made
+    again: its result comes back at once.
     """
+    key = None
+    if memo is not None:
+        # XXX(RFC 7208 §7.3): the %{t} macro (the check's time) is not in the key; a
+        # record using it gets the result of an earlier check while its answers last.
+        key = ("spf", str(ip), mail_from, helo, receiver, helo_only, default_explanation)
+        found = memo.get(key)
+        if found is not None:
+            return Progress(_known(found))
     identity = helo_identity(helo) if helo_only else identity_for(mail_from, helo)
     evaluation = check_host(
         ip,
@@ -107,7 +119,20 @@ def start_spf(
             f"the check took longer than {time_limit:g} s (RFC 7208 §4.6.4)",
         )
 
+    if memo is not None:
+        evaluation = memo.evaluation(key, evaluation, keep=_definite)
     return Progress(evaluation, time_limit=time_limit, expired=expired)
+
+
+def _known(result: SpfResult) -> Evaluation[SpfResult]:
+    """An evaluation that asks nothing and gives ``result``."""
+    yield from ()
+    return result
+
+
+def _definite(result: SpfResult) -> bool:
+    """Whether a result may be kept: not temperror (DNS may answer next time)."""
+    return result.result is not Result.TEMPERROR
 
 
 def log_checked(result: SpfResult) -> None:
