@@ -123,6 +123,9 @@ class PolicyChain:
 
     async def _invoke(self, hook: Hook, context: object) -> object:
         """Call ``hook``; await what it returns for at most ``timeout`` seconds."""
+        # TODO: a plain (not async) hook that blocks or loops stalls every connection of
+        # this process and no timeout can stop it; running such hooks in a worker thread
+        # would bound them at the cost of a thread hop per call.
         result = hook(context)
         if inspect.isawaitable(result):
             async with asyncio.timeout(self.timeout):
