@@ -70,6 +70,7 @@ from mailwright.errors import MailwrightError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests/dnsserver.py
 from tests.dnsserver import DnsServer
+from tests.peers import listening_sockets
 
 MODES = ("off", "on")
 TARGET = 2 / 3
@@ -259,19 +260,6 @@ def wait_for_receivers(server: MailwrightServer, timeout: float = 60.0) -> int:
             raise TimeoutError(f"{found} of {receivers} receivers listen after {timeout:g} s")
         time.sleep(0.05)
     return receivers
-
-
-def listening_sockets(port: int) -> int:
-    """How many TCP sockets listen on `port` (IPv4), from /proc/net/tcp."""
-    suffix = f":{port:04X}"
-    count = 0
-    with open("/proc/net/tcp") as table:
-        next(table)
-        for line in table:
-            fields = line.split()
-            if fields[1].endswith(suffix) and fields[3] == "0A":  # 0A: LISTEN
-                count += 1
-    return count
 
 
 def dns_table(dns: DnsServer) -> str:

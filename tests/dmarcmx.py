@@ -155,13 +155,15 @@ class Mx:
             return client.getreply()
 
 
-def config(port: int, nameserver: str, extra: str = "", dmarc: str = "") -> str:
+def config(
+    port: int, nameserver: str, extra: str = "", dmarc: str = "", receivers: int = 1
+) -> str:
     """The server's configuration; ``extra`` tables before ``[dmarc]``, ``dmarc`` keys in it."""
     return f"""
 [server]
 hostname = "{HOST}"
 spool = "var/spool"
-receivers = 1
+receivers = {receivers}
 fsync = false
 
 [dns]

@@ -44,6 +44,32 @@ def wait_for_port(host: str, port: int, timeout: float = 15.0) -> None:
             time.sleep(0.05)
 
 
+def listening_sockets(port: int) -> int:
+    """How many TCP sockets listen on ``port`` (IPv4), from /proc/net/tcp.
+
+    With ``receivers > 1`` each receiving process has a socket of its own on
+    the port (SO_REUSEPORT), so this counts the processes ready to serve.
+    """
+    suffix = f":{port:04X}"
+    count = 0
+    with open("/proc/net/tcp") as table:
+        next(table)
+        for line in table:
+            fields = line.split()
+            if fields[1].endswith(suffix) and fields[3] == "0A":  # 0A: LISTEN
+                count += 1
+    return count
+
+
+def wait_for_listeners(port: int, count: int, timeout: float = 15.0) -> None:
+    """Wait until ``count`` sockets listen on ``port``; TimeoutError otherwise."""
+    deadline = time.monotonic() + timeout
+    while (found := listening_sockets(port)) < count:
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"{found} of {count} sockets listen on port {port}")
+        time.sleep(0.05)
+
+
 @dataclass(frozen=True)
 class SinkMessage:
     """One transaction that smtp-sink dumped: envelope and content."""

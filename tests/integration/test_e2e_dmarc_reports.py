@@ -44,7 +44,14 @@ from tests.dmarcmx import (
     zones,
 )
 from tests.dnsserver import DnsServer
-from tests.peers import MailwrightProcess, SinkMessage, SmtpSink, free_port, running
+from tests.peers import (
+    MailwrightProcess,
+    SinkMessage,
+    SmtpSink,
+    free_port,
+    running,
+    wait_for_listeners,
+)
 from tests.vectors import VECTORS
 
 from mailwright.auth.dkim import format_key_record
@@ -254,3 +261,44 @@ def test_reports_sent_to_us_are_stored_and_summarised(mx: Mx, tmp_path: Path) ->
     assert by_ip["198.51.100.1"]["messages"] == 5
     assert by_ip["203.0.113.10"]["dispositions"] == {"reject": 2}
     assert by_ip["198.51.100.1"]["organisations"] == ["example.net"]
+
+
+def test_two_receivers_record_into_one_report(tmp_path: Path) -> None:
+    """Both receiving processes write the store; the report counts every message once."""
+    dns = DnsServer(zones()).start()
+    sink = SmtpSink(tmp_path).start()
+    port = free_port()
+    extra = f'[delivery]\nport = {sink.port}\ntls = "none"\n'
+    dmarc = 'report_from = "dmarc-noreply@example.test"\nsend_reports = false\n'
+    process = MailwrightProcess(tmp_path, config(port, dns.nameserver, extra, dmarc, receivers=2))
+    try:
+        with running(process, ("127.0.0.1", port)):
+            wait_for_listeners(port, 2)
+            mx = Mx(process, port, dns, tmp_path, sink)
+            for number in range(24):  # the kernel spreads the connections over both
+                signed = dkimpy_signed(make_message(f"n{number}@reject.test"), "reject.test")
+                assert mx.send(signed, ip=STRANGER_IP)[0] == 250
+            time.sleep(1.5)  # the second process's buffer is written every second
+            events = (tmp_path / "var/log/events.jsonl").read_text().splitlines()
+            sessions = {
+                json.loads(line)["session"][:6]  # a prefix of its own per process
+                for line in events
+                if '"received"' in line and '"inbound"' in line
+            }
+            assert len(sessions) == 2, "the connections all went to one receiver"
+            done = process.run(
+                "dmarc", "report", "--send", "--finished", "--now", str(time.time() + 90000),
+                "--json",
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr.decode()
+            [report] = json.loads(done.stdout)["reports"]
+            assert (report["domain"], report["messages"], report["status"]) == (
+                "reject.test", 24, "sent",
+            )  # fmt: skip
+            [message] = _to(sink, "agg@reject.test")
+            _, xml = _attachment(message.content)
+            parsed = parsedmarc.parse_aggregate_report_xml(xml.decode(), offline=True)
+            assert sum(record["count"] for record in parsed["records"]) == 24
+    finally:
+        sink.stop()
+        dns.stop()
