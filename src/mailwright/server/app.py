@@ -31,7 +31,7 @@ from mailwright.delivery.outcomes import OutcomePolicy
 from mailwright.delivery.smtp import ClientTimeouts
 from mailwright.dns.queries import CachingResolver
 from mailwright.dns.resolver import make_resolver
-from mailwright.errors import ConfigError, SpoolError
+from mailwright.errors import ConfigError, ReportError, SpoolError
 from mailwright.events import EventLog
 from mailwright.queue.retry import RetrySchedule
 from mailwright.queue_admin import SpoolQueueAdmin
@@ -291,7 +291,10 @@ class _RunningQueueAdmin(SpoolQueueAdmin):
     ) -> list[dict[str, Any]]:
         """``mailwright dmarc report``: the server's reporter, buffer included."""
         if self.app.reports is None:
-            raise RuntimeError("this server records no DMARC evaluations ([dmarc] enforce)")
+            raise ReportError(
+                "this server does not enforce DMARC ([dmarc] enforce = false), so it records"
+                " no evaluations to report"
+            )
         result: list[dict[str, Any]] = await self.app.reports.report(
             until, send=send, include_current=include_current
         )
