@@ -34,7 +34,8 @@ def dns_options() -> argparse.ArgumentParser:
         metavar="SECONDS",
         type=float,
         default=None,
-        help="time limit of one query (default: [dns] timeout, 5 s)",
+        help="time limit of one query; a lookup gives up after twice it (default: [dns]"
+        " timeout, 5 s, and a lookup limit of at least 10 s)",
     )
     return parent
 
@@ -49,4 +50,7 @@ def resolver_for(args: argparse.Namespace) -> CachingResolver:
     given: list[str] | None = args.nameserver
     nameservers = given if given else [str(server) for server in config.dns.nameservers]
     timeout = args.dns_timeout if args.dns_timeout is not None else config.dns.timeout
-    return CachingResolver(make_resolver(nameservers or None, timeout=timeout))
+    # A --dns-timeout given on the command line bounds each lookup too (twice it, for a
+    # second server's turn): someone who asks for 0.5 s does not want to wait 10.
+    lifetime = 2 * timeout if args.dns_timeout is not None else None
+    return CachingResolver(make_resolver(nameservers or None, timeout=timeout, lifetime=lifetime))

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from mailwright.auth.dmarc import Policy
 from mailwright.auth.evaluate import Verdict
@@ -29,6 +32,7 @@ from mailwright.reports.failure import (
     failure_fingerprint,
     failure_report_due,
 )
+from mailwright.reports.redaction import Redaction
 from mailwright.smtp.replies import Reply
 
 logger = logging.getLogger("mailwright.dmarc")
@@ -53,12 +57,14 @@ class FailureReportSender:
         hostname: str,
         report_from: str,
         limiter: FailureReportLimiter | None = None,
+        redaction: Redaction | None = None,
     ) -> None:
         self.resolver = resolver
         self._inject = inject
         self.hostname = hostname
         self.report_from = report_from
         self.limiter = limiter or FailureReportLimiter()
+        self.redaction = redaction
         self._tasks: set[asyncio.Task[None]] = set()
 
     def __call__(self, message: Message, verdict: Verdict, disposition: Policy) -> None:
@@ -100,6 +106,7 @@ class FailureReportSender:
                 now=time.time(),
                 delivery_result=_RESULTS[disposition],
                 incidents=admission.incidents,
+                redaction=self.redaction,
             )
             reply = await inject(*report)
             logger.info(
@@ -108,6 +115,27 @@ class FailureReportSender:
             )  # fmt: skip
         except Exception as error:
             logger.error("dmarc.failure_report_failed domain=%s error=%s", domain, error)
+
+    @staticmethod
+    def secret_at(path: Path) -> bytes:
+        """The redaction key kept in ``path``, made (32 random octets, mode 0600) if missing.
+
+        One key for every receiver process and across restarts, so a local
+        part gives the same token in every report; it never leaves the file.
+        """
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            pass
+        path.parent.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_bytes(32)
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it first: use theirs
+            return path.read_bytes()
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(secret)
+        return secret
 
     async def drain(self) -> None:
         """Wait (up to 5 s) for reports still being worked out, at shutdown."""

@@ -31,6 +31,9 @@ from mailwright.smtp.replies import Reply
 
 logger = logging.getLogger("mailwright.policy")
 
+#: The file in the spool folder that keys the redaction of failure reports.
+REDACTION_KEY = "dmarc-redaction.key"
+
 
 class ServerPolicies:
     """Every policy-related part of one server process."""
@@ -84,12 +87,15 @@ class ServerPolicies:
             return None
         if self.failures is None:
             from mailwright.reports.failure_sender import FailureReportSender
+            from mailwright.reports.redaction import Redaction
 
+            key = FailureReportSender.secret_at(config.server.spool / REDACTION_KEY)
             self.failures = FailureReportSender(
                 self.resolver,
                 lambda: self.inject,
                 hostname=config.server.hostname,
                 report_from=config.dmarc.report_from,
+                redaction=Redaction(secret=key),
             )
         return self.failures
 
