@@ -30,6 +30,9 @@ from mailwright.reports.schedule import AggregateReporter, Inject, ReportOutcome
 
 logger = logging.getLogger("mailwright.dmarc")
 
+#: How many flush intervals a by-hand report waits for the other receivers' buffers.
+OTHERS_MARGIN = 1.5
+
 
 class ReportService:
     """The aggregate reporter of one server (or of one offline command)."""
@@ -52,6 +55,10 @@ class ReportService:
 
         ``include_current`` counts the period still under way too, up to ``until``.
         """
+        if self.config.server.receivers > 1:
+            # The other receiving processes write their buffers every flush interval:
+            # waiting one makes their latest evaluations count too.
+            await asyncio.sleep(self.reporter.store.flush_interval * OTHERS_MARGIN)
         outcomes = await self.reporter.report(until, send=send, include_current=include_current)
         return [outcome_json(outcome) for outcome in outcomes]
 
