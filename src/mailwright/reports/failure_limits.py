@@ -104,12 +104,13 @@ class FailureReportLimiter:
     :class:`ValueError` for a limit below 1 or a window that is not positive.
 
     The limits hold per instance: a server with several receiver processes
-    has one limiter in each, and so allows that many times the numbers.
+    has one limiter in each, built with that process's share of the limits
+    (:mod:`mailwright.server.policies`).
     """
 
-    # TODO: limits are per process; with N receiver processes a domain can get N times
-    # per_domain reports an hour. Sharing the counts (spool database or the control
-    # socket) would make the limit exact.
+    # TODO: the shares are fixed, so a domain whose failures all reach one process
+    # gets fewer reports than the limit allows, and identical failures seen by two
+    # processes are reported by each; shared counts (the evaluation store) would fix it.
 
     def __init__(
         self,

@@ -86,15 +86,21 @@ class ServerPolicies:
         if not config.dmarc.failure_reports or config.dmarc.report_from is None:
             return None
         if self.failures is None:
+            from mailwright.reports.failure import FailureReportLimiter
             from mailwright.reports.failure_sender import FailureReportSender
             from mailwright.reports.redaction import Redaction
 
             key = FailureReportSender.secret_at(config.server.spool / REDACTION_KEY)
+            # Each receiving process gets its share of the limits, so the server as a
+            # whole keeps them (rounded up: at least one report each).
+            share = config.server.receivers
+            limiter = FailureReportLimiter(per_domain=-(-10 // share), total=-(-500 // share))
             self.failures = FailureReportSender(
                 self.resolver,
                 lambda: self.inject,
                 hostname=config.server.hostname,
                 report_from=config.dmarc.report_from,
+                limiter=limiter,
                 redaction=Redaction(secret=key),
             )
         return self.failures
