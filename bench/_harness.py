@@ -1,12 +1,14 @@
 """What every end-to-end benchmark run needs around its processes: signals, waits, disks.
 
 Shared by `relay.py` and `dmarc_enforce.py`: signals turned into one orderly unwind, a
-bounded wait for a counter read from a log, and the filesystem type under a folder (a
-spool on tmpfs makes fsync free, so every report prints it).
+bounded wait for a counter read from a log, the filesystem type under a folder (a
+spool on tmpfs makes fsync free, so every report prints it), and the command-line
+options both give for the mailwright server they start.
 """
 
 from __future__ import annotations
 
+import argparse
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -63,3 +65,30 @@ def filesystem_of(path: Path) -> str:
             if inside and len(point) >= len(best):
                 best, kind = point, fields[2]
     return kind
+
+
+def add_server_options(parser: argparse.ArgumentParser) -> None:
+    """`--workdir`, `--mailwright`, `--log-level`, `--grace`, `--server-setting`."""
+    parser.add_argument(
+        "--workdir", type=Path, default=None, help="parent of the temporary folder (a disk)"
+    )
+    parser.add_argument(
+        "--mailwright",
+        default=None,
+        help="command that runs the mailwright CLI (default: the venv's mailwright script)",
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="passed to `mailwright serve --log-level` (default: the server's own)",
+    )
+    parser.add_argument(
+        "--grace", type=float, default=10.0, help="seconds between SIGTERM and SIGKILL"
+    )
+    parser.add_argument(
+        "--server-setting",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a TOML line added to mailwright's [server] table, e.g. 'receivers = 2'",
+    )

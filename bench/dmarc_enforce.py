@@ -57,7 +57,7 @@ from _dmarc_traffic import (
     write_jobs,
     zones,
 )
-from _harness import cleanup_on_signals, filesystem_of, settle
+from _harness import add_server_options, cleanup_on_signals, filesystem_of, settle
 from _inject import Injector
 from _mailwright import MailwrightServer, default_command
 from _procs import TreeSampler, Usage, machine_ticks, steal_share
@@ -631,25 +631,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--stall", type=float, default=30.0, help="seconds without an arrival that end a run"
     )
-    parser.add_argument(
-        "--workdir", type=Path, default=None, help="parent of the temporary folder (a disk)"
-    )
-    parser.add_argument("--mailwright", default=None, help="command that runs the mailwright CLI")
-    parser.add_argument(
-        "--log-level",
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="passed to `mailwright serve --log-level`",
-    )
-    parser.add_argument(
-        "--grace", type=float, default=10.0, help="seconds between SIGTERM and SIGKILL"
-    )
-    parser.add_argument(
-        "--server-setting",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a TOML line added to mailwright's [server] table, e.g. 'receivers = 1'",
-    )
+    add_server_options(parser)
     args = parser.parse_args(argv)
     if args.quick:
         args.messages, args.runs, args.sessions = 60, 1, 8

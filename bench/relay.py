@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from _harness import cleanup_on_signals, filesystem_of, settle
+from _harness import add_server_options, cleanup_on_signals, filesystem_of, settle
 from _mailwright import MailwrightServer, default_command, dkim_sign_table
 from _opendkim import INSTALL_HINT, OPENDKIM, OpenDkimMilter, opendkim_version
 from _postfix import PostfixRelay, postfix_version
@@ -487,29 +487,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--stall", type=float, default=30.0, help="seconds without an arrival that end a run"
     )
-    parser.add_argument(
-        "--workdir", type=Path, default=None, help="parent of the temporary folder (a disk)"
-    )
-    parser.add_argument(
-        "--mailwright",
-        default=None,
-        help="command that runs the mailwright CLI (default: the venv's mailwright script)",
-    )
-    parser.add_argument(
-        "--log-level",
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="passed to `mailwright serve --log-level` (default: the server's own)",
-    )
-    parser.add_argument(
-        "--grace", type=float, default=10.0, help="seconds between SIGTERM and SIGKILL"
-    )
-    parser.add_argument(
-        "--server-setting",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a TOML line added to mailwright's [server] table, e.g. 'receivers = 2'",
-    )
+    add_server_options(parser)
     parser.add_argument(
         "--dkim",
         action="store_true",

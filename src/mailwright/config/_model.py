@@ -8,7 +8,6 @@ module it configures) and add one field to :class:`Config`.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import socket
 from collections.abc import Mapping
@@ -21,12 +20,14 @@ from mailwright.config._policy import DmarcConfig, PolicyConfig
 from mailwright.config._values import (
     HostPort,
     InvalidValue,
+    absolute_route_path,
     is_domain,
     parse_domain,
     parse_domains,
     parse_duration,
     parse_host_port,
     parse_ip,
+    parse_network,
     parse_size,
 )
 from mailwright.errors import ConfigError
@@ -270,15 +271,6 @@ def _selector(value: object) -> str:
     return value.lower()
 
 
-def _network(value: object) -> str:
-    if not isinstance(value, str):
-        raise InvalidValue(f"expected a network such as 192.0.2.0/24, got {value!r}")
-    try:
-        return str(ipaddress.ip_network(value, strict=False))
-    except ValueError as exc:
-        raise InvalidValue(f"{value!r} is not an IP network: {exc}") from None
-
-
 @dataclass(frozen=True)
 class DkimSignConfig:
     """``[[dkim.sign]]``: one key that signs outgoing mail whose From is in ``domain``.
@@ -341,7 +333,7 @@ class DkimConfig:
     """
 
     sign: tuple[DkimSignConfig, ...] = ()
-    internal_hosts: tuple[Annotated[str, _network], ...] = ("127.0.0.0/8", "::1/128")
+    internal_hosts: tuple[Annotated[str, parse_network], ...] = ("127.0.0.0/8", "::1/128")
 
 
 @dataclass(frozen=True)
@@ -379,22 +371,13 @@ def _routes(value: object, base_dir: Path) -> dict[str, str]:
     for key, route in value.items():
         if not isinstance(route, str):
             raise InvalidValue(f"expected a route string, got {route!r}", key=(key,))
-        route = _absolute_route_path(route.strip(), base_dir)
+        route = absolute_route_path(route.strip(), base_dir)
         try:
             RouteTable({key: route})
         except ConfigError as error:  # RouteError
             raise InvalidValue(error.detail, key=(key,)) from None
         routes[key] = route
     return routes
-
-
-def _absolute_route_path(route: str, base_dir: Path) -> str:
-    for prefix in ("maildir:", "lmtp:unix:"):
-        if route.lower().startswith(prefix):
-            path = route[len(prefix) :]
-            if path and not path.startswith("/"):
-                return f"{prefix}{base_dir / path}"
-    return route
 
 
 def _overlap(first: HostPort, second: HostPort) -> bool:

@@ -7,26 +7,22 @@ holds one field of each.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
 
 from mailwright.config._convert import WithBaseDir
-from mailwright.config._values import InvalidValue, parse_domains, parse_duration
+from mailwright.config._values import (
+    InvalidValue,
+    absolute_route_path,
+    parse_domains,
+    parse_duration,
+    parse_network,
+)
 from mailwright.errors import ConfigError
 
 Seconds = Annotated[float, parse_duration]
 Domains = Annotated[tuple[str, ...], parse_domains]
-
-
-def _network(value: object) -> str:
-    if not isinstance(value, str):
-        raise InvalidValue(f"expected a network such as 192.0.2.0/24, got {value!r}")
-    try:
-        return str(ipaddress.ip_network(value.strip(), strict=False))
-    except ValueError as exc:
-        raise InvalidValue(f"{value!r} is not an IP address or network: {exc}") from None
 
 
 def _module(value: object, base_dir: Path) -> str:
@@ -65,12 +61,7 @@ def _route(value: object, base_dir: Path) -> str:
 
     if not isinstance(value, str):
         raise InvalidValue(f"expected a route such as maildir:var/quarantine, got {value!r}")
-    text = value.strip()
-    for prefix in ("maildir:", "lmtp:unix:"):
-        if text.lower().startswith(prefix):
-            path = text[len(prefix) :]
-            if path and not path.startswith("/"):
-                text = f"{prefix}{base_dir / path}"
+    text = absolute_route_path(value.strip(), base_dir)
     try:
         route = parse_route(text)
     except ConfigError as error:  # RouteError
@@ -114,7 +105,7 @@ class DmarcConfig:
     quarantine: Annotated[str, WithBaseDir(_route)] = field(
         default="maildir:var/quarantine", metadata={"default_toml": "maildir:var/quarantine"}
     )
-    allow_ips: tuple[Annotated[str, _network], ...] = ()
+    allow_ips: tuple[Annotated[str, parse_network], ...] = ()
     allow_domains: Domains = ()
     trusted_arc_sealers: Domains = ()
     monitor_domains: Domains = ()  # recipient domains where failures are only reported

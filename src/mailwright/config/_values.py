@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from pathlib import Path
 from typing import NamedTuple
 
 
@@ -190,3 +191,23 @@ def parse_domains(value: object) -> tuple[str, ...]:
             raise InvalidValue(f"{domain!r} is listed twice")
         seen.add(domain)
     return domains
+
+
+def parse_network(value: object) -> str:
+    """An IP network (``192.0.2.0/24``; a bare address is a /32 or /128), normalised."""
+    if not isinstance(value, str):
+        raise InvalidValue(f"expected a network such as 192.0.2.0/24, got {value!r}")
+    try:
+        return str(ipaddress.ip_network(value.strip(), strict=False))
+    except ValueError as exc:
+        raise InvalidValue(f"{value!r} is not an IP address or network: {exc}") from None
+
+
+def absolute_route_path(route: str, base_dir: Path) -> str:
+    """``route`` with a relative ``maildir:`` or ``lmtp:unix:`` path made absolute."""
+    for prefix in ("maildir:", "lmtp:unix:"):
+        if route.lower().startswith(prefix):
+            path = route[len(prefix) :]
+            if path and not path.startswith("/"):
+                return f"{prefix}{base_dir / path}"
+    return route

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 
 from mailwright.auth.dmarc import Policy, Record, Result
 from mailwright.auth.evaluate import Verdict
+from mailwright.config import DmarcConfig
 from mailwright.policy.context import Message
 from mailwright.policy.decisions import Decision, reject, tempfail
 from mailwright.reports.model import (
@@ -71,18 +72,15 @@ class DmarcSettings:
     temperror: str = "tempfail"  # or "accept"
 
     @classmethod
-    def from_config(cls, config: object) -> DmarcSettings:
-        """From a :class:`~mailwright.config.DmarcConfig`."""
+    def from_config(cls, config: DmarcConfig) -> DmarcSettings:
+        """From ``[dmarc]``."""
         return cls(
-            quarantine=config.quarantine,  # type: ignore[attr-defined]
-            allow_ips=tuple(
-                ipaddress.ip_network(net)
-                for net in config.allow_ips  # type: ignore[attr-defined]
-            ),
-            allow_domains=config.allow_domains,  # type: ignore[attr-defined]
-            trusted_arc_sealers=config.trusted_arc_sealers,  # type: ignore[attr-defined]
-            monitor_domains=config.monitor_domains,  # type: ignore[attr-defined]
-            temperror=config.temperror,  # type: ignore[attr-defined]
+            quarantine=config.quarantine,
+            allow_ips=tuple(ipaddress.ip_network(net) for net in config.allow_ips),
+            allow_domains=config.allow_domains,
+            trusted_arc_sealers=config.trusted_arc_sealers,
+            monitor_domains=config.monitor_domains,
+            temperror=config.temperror,
         )
 
 

@@ -20,7 +20,7 @@ import signal
 import ssl
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mailwright.auth.dkim import DkimError
 from mailwright.config import Config, ListenerConfig, load_config
@@ -44,6 +44,9 @@ from mailwright.server.signing import OutboundSigning
 from mailwright.smtp.server_settings import SessionSettings
 from mailwright.spool import Spool
 from mailwright.users import UserStore
+
+if TYPE_CHECKING:
+    from mailwright.reports.service import ReportService
 
 logger = logging.getLogger("mailwright.server")
 
@@ -138,7 +141,7 @@ class Application:
             if receive
             else []
         )
-        self.reports: Any = None
+        self.reports: ReportService | None = None
         if self.serve_control and self.policies.evaluations is not None:
             from mailwright.reports.service import ReportService
 

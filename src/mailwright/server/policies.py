@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from mailwright.config import Config
 from mailwright.dns.queries import CachingResolver
@@ -28,6 +28,11 @@ from mailwright.policy.handler import AuthSettings, PolicyHandler
 from mailwright.policy.runtime import build_chain
 from mailwright.server.handler import SessionHandler
 from mailwright.smtp.replies import Reply
+
+if TYPE_CHECKING:  # imported when used: a server without DMARC never loads them
+    from mailwright.reports.evaluations import EvaluationStore
+    from mailwright.reports.failure_sender import FailureReportSender
+    from mailwright.reports.received import ReceivedReports
 
 logger = logging.getLogger("mailwright.policy")
 
@@ -43,15 +48,15 @@ class ServerPolicies:
         self.resolver = resolver
         # Queues mail mailwright writes (reports); set by the application before start.
         self.inject: Callable[[Envelope, bytes], Awaitable[Reply]] | None = None
-        self.evaluations: Any = None
+        self.evaluations: EvaluationStore | None = None
         if config.dmarc.enforce:
             from mailwright.reports.evaluations import EvaluationStore
 
             self.evaluations = EvaluationStore(
                 config.dmarc.store, interval=config.dmarc.report_interval
             )
-        self.failures: Any = None
-        self._received: Any = None  # the store of received reports, opened on first use
+        self.failures: FailureReportSender | None = None
+        self._received: ReceivedReports | None = None  # opened by the first report to arrive
         self.chain: PolicyChain = build_chain(config, self._builtins(config))
         self.handlers: list[PolicyHandler] = []
         self.delivery_hooks = PolicyDeliveryHooks(lambda: self.chain)
@@ -73,7 +78,7 @@ class ServerPolicies:
             builtins.append(("builtin:report-intake", intake))
         return builtins
 
-    def _received_store(self) -> Any:
+    def _received_store(self) -> ReceivedReports:
         """The store of received reports, opened once, by the first report to arrive."""
         if self._received is None:
             from mailwright.reports.received import ReceivedReports
@@ -81,7 +86,7 @@ class ServerPolicies:
             self._received = ReceivedReports(self.config.dmarc.received_store)
         return self._received
 
-    def _failure_sender(self, config: Config) -> Any:
+    def _failure_sender(self, config: Config) -> FailureReportSender | None:
         """The failure report sender when ``[dmarc] failure_reports`` asks for one."""
         if not config.dmarc.failure_reports or config.dmarc.report_from is None:
             return None
@@ -131,7 +136,7 @@ class ServerPolicies:
 
     async def start(self) -> None:
         """Open the stores the built-ins write to."""
-        if self.evaluations is not None and hasattr(self.evaluations, "start"):
+        if self.evaluations is not None:
             await self.evaluations.start()
 
     async def close(self) -> None:
@@ -142,6 +147,4 @@ class ServerPolicies:
         if self._received is not None:
             self._received.close()
         if self.evaluations is not None:
-            result = self.evaluations.close()
-            if hasattr(result, "__await__"):
-                await result
+            await self.evaluations.close()
