@@ -3,8 +3,10 @@
 #
 # Creates or updates .venv (with the first python3.11+ found), installs
 # mailwright with its test extras, and installs Postfix's smtp-source and
-# smtp-sink (used as real peers by the integration tests) with apt-get when they
-# are missing and we are root. Extra arguments go to pytest, for instance
+# smtp-sink (used as real peers by the integration tests) and Chromium (for the
+# preference centre's browser tests) with apt-get when they are missing and we
+# are root. The notification store's tests also run against PostgreSQL on
+# 127.0.0.1:5432 when it is there (and must, with MAILWRIGHT_REQUIRE_SERVICES=1). Extra arguments go to pytest, for instance
 # `./scripts/test.sh -x tests/unit`.
 #
 # With MAILWRIGHT_REQUIRE_SERVICES=1 (CI), a missing smtp-sink is an error here
@@ -42,6 +44,19 @@ if [ ! -x /usr/sbin/smtp-sink ] || [ ! -x /usr/sbin/smtp-source ]; then
         exit 1
     else
         echo "scripts/test.sh: warning: Postfix's smtp-sink is missing; tests using it fail" >&2
+    fi
+fi
+
+# -- Debian's Chromium, for the preference centre's browser tests -----------------------
+if [ ! -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    elif [ "${MAILWRIGHT_REQUIRE_SERVICES:-0}" = 1 ]; then
+        echo "scripts/test.sh: /usr/bin/chromium is missing and cannot be installed" >&2
+        exit 1
+    else
+        echo "scripts/test.sh: warning: Chromium is missing; the browser tests are skipped" >&2
     fi
 fi
 

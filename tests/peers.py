@@ -186,6 +186,8 @@ class MailwrightProcess:
     def __init__(self, directory: Path, config_text: str) -> None:
         self.directory = directory
         self.config = directory / "mailwright.toml"
+        if "[http]" not in config_text:  # its own port: servers of one test run side by side
+            config_text += f'\n[http]\naddress = "127.0.0.1:{free_port()}"\n'
         self.config.write_text(config_text)
         self.process: subprocess.Popen[bytes] | None = None
         self.log = directory / "serve.log"

@@ -11,6 +11,7 @@ from mailwright.cli import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_USAGE,
+    apikey,
     auth,
     dkim,
     dmarc,
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         spf,
         dmarc,
         policy_command,
+        apikey,
     ):
         module.register(subparsers)
     return parser

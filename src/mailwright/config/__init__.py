@@ -19,6 +19,7 @@ from mailwright.config._model import (
     Role,
     ServerConfig,
 )
+from mailwright.config._notify import HttpConfig, NotifyConfig, SmsConfig
 from mailwright.config._policy import DmarcConfig, PolicyConfig
 from mailwright.config._values import (
     HostPort,
@@ -38,13 +39,16 @@ __all__ = [
     "DnsConfig",
     "DomainsConfig",
     "HostPort",
+    "HttpConfig",
     "InvalidValue",
     "LimitsConfig",
     "ListenerConfig",
+    "NotifyConfig",
     "PolicyConfig",
     "QueueConfig",
     "Role",
     "ServerConfig",
+    "SmsConfig",
     "load_config",
     "parse_duration",
     "parse_host_port",

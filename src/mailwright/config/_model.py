@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from mailwright.config._convert import WithBaseDir
+from mailwright.config._notify import HttpConfig, NotifyConfig, SmsConfig
 from mailwright.config._policy import DmarcConfig, PolicyConfig
 from mailwright.config._values import (
     HostPort,
@@ -412,6 +413,9 @@ class Config:
     dkim: DkimConfig = field(default_factory=DkimConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     dmarc: DmarcConfig = field(default_factory=DmarcConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+    sms: SmsConfig = field(default_factory=SmsConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
     source: Path | None = field(default=None, metadata={"toml": False})
     # Where each key was written (line numbers), to name it in start-up errors.
     locations: Mapping[tuple[str | int, ...], int] = field(
@@ -432,6 +436,14 @@ class Config:
                 f"{address!r} is not in a local or relay domain, so the inbound listener"
                 " would refuse the reports sent to it; add its domain to [domains] local",
                 key=("dmarc", "report_address"),
+            )
+        address = self.notify.unsubscribe_address
+        if address is not None and not self.domains.accepts(address.rpartition("@")[2]):
+            raise InvalidValue(
+                f"{address!r} is not in a local or relay domain, so the inbound listener"
+                " would refuse the unsubscribe requests sent to it; add its domain to"
+                " [domains] local",
+                key=("notify", "unsubscribe_address"),
             )
 
     def error_at(self, key: tuple[str | int, ...], message: str) -> ConfigError:

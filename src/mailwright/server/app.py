@@ -46,6 +46,7 @@ from mailwright.spool import Spool
 from mailwright.users import UserStore
 
 if TYPE_CHECKING:
+    from mailwright.notify.runtime import NotifyRuntime
     from mailwright.reports.service import ReportService
 
 logger = logging.getLogger("mailwright.server")
@@ -136,6 +137,14 @@ class Application:
         # like submitted mail, stored, handed to this process's agent.
         self.injector = self._handler("reports", accepted)
         self.policies.inject = self.injector.inject
+        # The notification layer: its mail enters the queue like reports do, signed as ours.
+        self.notify: NotifyRuntime | None = None
+        if receive:
+            from mailwright.notify.runtime import NotifyRuntime
+
+            notify_handler = self._handler("notify", accepted)
+            self.notify = NotifyRuntime(config, notify_handler.inject, first=self.serve_control)
+            self.policies.notify_service = self.notify.opened
         self.listeners = (
             [self._listener(index, lst, accepted) for index, lst in enumerate(config.listener)]
             if receive
@@ -212,6 +221,8 @@ class Application:
         except SpoolError as exc:
             raise self.config.error_at(("server", "spool"), str(exc)) from exc
         await self.policies.start()
+        if self.notify is not None:
+            await self.notify.start()
         if self.deliver:
             self._agent_task = asyncio.create_task(self.agent.run(), name="delivery-agent")
         if self.serve_control:
@@ -239,6 +250,8 @@ class Application:
         logger.info("server.stopping")
         for listener in self.listeners:
             await listener.stop(grace=10.0)
+        if self.notify is not None:
+            await self.notify.stop()
         await self.agent.stop()
         if self._agent_task is not None:
             self._agent_task.cancel()

@@ -30,6 +30,7 @@ from mailwright.server.handler import SessionHandler
 from mailwright.smtp.replies import Reply
 
 if TYPE_CHECKING:  # imported when used: a server without DMARC never loads them
+    from mailwright.notify.service import NotificationService
     from mailwright.reports.evaluations import EvaluationStore
     from mailwright.reports.failure_sender import FailureReportSender
     from mailwright.reports.received import ReceivedReports
@@ -48,6 +49,8 @@ class ServerPolicies:
         self.resolver = resolver
         # Queues mail mailwright writes (reports); set by the application before start.
         self.inject: Callable[[Envelope, bytes], Awaitable[Reply]] | None = None
+        # The notification service (its store opened on first use); set by the application.
+        self.notify_service: Callable[[], Awaitable[NotificationService]] | None = None
         self.evaluations: EvaluationStore | None = None
         if config.dmarc.enforce:
             from mailwright.reports.evaluations import EvaluationStore
@@ -71,12 +74,25 @@ class ServerPolicies:
             failures = self._failure_sender(config)
             policy = DmarcPolicy(settings, record=record, failure_reports=failures)
             builtins.append(("builtin:dmarc", policy))
+        if config.notify.enforce or config.notify.unsubscribe_address is not None:
+            from mailwright.notify.enforce import NotifyEnforcement
+
+            enforcement = NotifyEnforcement(
+                self._notify, unsubscribe_address=config.notify.unsubscribe_address
+            )
+            builtins.append(("builtin:notify", enforcement))
         if config.dmarc.report_address is not None:
             from mailwright.policy.report_intake import ReportIntake
 
             intake = ReportIntake(config.dmarc.report_address, self._received_store)
             builtins.append(("builtin:report-intake", intake))
         return builtins
+
+    async def _notify(self) -> NotificationService:
+        """The notification service, for the built-in enforcement policy."""
+        if self.notify_service is None:
+            raise MailwrightError("the notification layer is not running in this process")
+        return await self.notify_service()
 
     def _received_store(self) -> ReceivedReports:
         """The store of received reports, opened once, by the first report to arrive."""

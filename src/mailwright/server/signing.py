@@ -43,7 +43,7 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 #: ``Envelope.listener`` of mail mailwright writes itself (DMARC reports): always ours.
-GENERATED = frozenset({"reports"})
+GENERATED = frozenset({"reports", "notify"})
 
 
 @dataclass(frozen=True, slots=True)
