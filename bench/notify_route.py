@@ -435,7 +435,9 @@ async def measure_digests(
         now = time.time()
         print(f"{backend}: buffering {args.items:,} digest items", file=progress, flush=True)
         started = time.perf_counter()
-        windows = await data.buffer_digest_items(store, args.items, args.recipients, now)
+        windows = await data.buffer_digest_items(
+            store, args.items, args.recipients, now, grouped=args.grouped_items
+        )
         buffered = time.perf_counter() - started
 
     print(f"{backend}: closing and rendering {windows:,} windows", file=progress, flush=True)
@@ -712,6 +714,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--postgresql", default=ADMIN_URL, help="a PostgreSQL URL allowed to CREATE DATABASE"
     )
     parser.add_argument(
+        "--grouped-items",
+        action="store_true",
+        help="buffer digest items window after window, not interleaved (row layout test)",
+    )
+    parser.add_argument(
         "--profile", type=Path, help="write cProfile stats of each measurement to this folder"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
@@ -749,6 +756,7 @@ def main(argv: list[str] | None = None) -> int:
         "items": args.items,
         "seconds": args.seconds,
         "concurrency": CONCURRENCY,
+        "grouped_items": args.grouped_items,
         "target_decisions_per_second": TARGET,
         "machine": machine(),
         "backends": backends,

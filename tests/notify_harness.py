@@ -62,6 +62,7 @@ class NotifyServer:
         self.inbound_port = inbound_port
         self.http_base = http_base
         self.clock = VirtualClock()
+        self.events_log = app.config.server.events_log
         assert app.notify is not None
         self.notify: NotifyRuntime = app.notify
         self.notify.set_clock(self.clock)
@@ -130,7 +131,9 @@ sweep_interval = "1h"
 
 
 @asynccontextmanager
-async def notify_server(folder: Path, *, extra: str = "") -> AsyncIterator[NotifyServer]:
+async def notify_server(
+    folder: Path, *, extra: str = "", route_port: int | None = None
+) -> AsyncIterator[NotifyServer]:
     """Start the whole thing in ``folder``; stop it on the way out."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     (folder / "dkim.pem").write_bytes(
@@ -145,8 +148,8 @@ async def notify_server(folder: Path, *, extra: str = "") -> AsyncIterator[Notif
         async with FakeSmsc() as smsc:
             path = folder / "mailwright.toml"
             path.write_text(
-                _config(folder, inbound=inbound, http=http, sink=sink.port, smsc=smsc.url,
-                        extra=extra)
+                _config(folder, inbound=inbound, http=http, sink=route_port or sink.port,
+                        smsc=smsc.url, extra=extra)
             )  # fmt: skip
             app = Application(load_config(path))
             await app.start()

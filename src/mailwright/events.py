@@ -40,7 +40,16 @@ from mailwright.smtp.replies import Reply
 log = logging.getLogger("mailwright.events")
 
 EventName = Literal[
-    "received", "delivered", "deferred", "bounced", "expired", "delay_warning", "deleted"
+    "received",
+    "delivered",
+    "deferred",
+    "bounced",
+    "expired",
+    "delay_warning",
+    "deleted",
+    "notification_routed",
+    "notification_dispatched",
+    "unsubscribed",
 ]
 Subscriber = Callable[[dict[str, Any]], None]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import email
+import json
 import re
 import smtplib
 from collections.abc import AsyncIterator
@@ -93,6 +94,16 @@ async def _notify(server: NotifyServer, category: str, **extra: Any) -> dict[str
     return result
 
 
+async def _state(server: NotifyServer, nid: str, channel: str, wanted: str) -> dict[str, Any]:
+    """The notification once its channel reached ``wanted`` (receipts come asynchronously)."""
+    for _ in range(200):
+        status: dict[str, Any] = (await server.api.get(f"/v1/notifications/{nid}")).json()
+        if status["status"][channel]["state"] == wanted:
+            return status
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{channel} of {nid} is {status['status'][channel]['state']}")
+
+
 def _parse(content: bytes) -> Message:
     return email.message_from_bytes(content)
 
@@ -131,8 +142,7 @@ async def test_commercial_mail_reaches_the_sink_with_signed_list_unsubscribe(
     assert "list-unsubscribe-post" in names
     assert dkim.verify(content, dnsfunc=server.dnsfunc)
 
-    status = (await server.api.get(f"/v1/notifications/{result['id']}")).json()
-    assert status["status"]["email"]["state"] == "queued"
+    status = await _state(server, result["id"], "email", "delivered")
     rules = [step["rule"] for step in status["trace"]]
     assert rules[:3] == ["suppression", "consent", "preference"]
 
@@ -160,8 +170,21 @@ async def test_one_click_post_stops_the_next_send(server: NotifyServer) -> None:
     assert "withdrawn" in result["decisions"]["email"]["reason"]
     await server.settle()
     assert len(server.sink.messages()) == 1
-    audit = await server.store.audit_log("address:" + ANN)
-    assert any(entry.via == "one_click" for entry in audit)
+    audit = (await server.api.get("/v1/recipients/ann/audit")).json()["entries"]
+    by_click = {(e["subject"], e["actor"]) for e in audit if e["via"] == "one_click"}
+    assert (f"address:{ANN}", "recipient") in by_click  # the withdrawal in the ledger
+    assert audit[-1]["actor"] == "apikey:tests"  # the oldest: the recipient's creation
+
+    server.app.events.flush()  # the event log, what webhooks will be fed from
+    events = [json.loads(line) for line in server.events_log.read_text().splitlines()]
+    kinds = [(e["event"], e.get("via") or e.get("state")) for e in events if "notification" in e
+             or e["event"] == "unsubscribed"]  # fmt: skip
+    assert kinds == [
+        ("notification_routed", None),
+        ("notification_dispatched", "queued"),
+        ("unsubscribed", "one_click"),
+        ("notification_routed", None),
+    ]
 
 
 async def test_mailto_unsubscribe_through_the_inbound_listener(server: NotifyServer) -> None:
@@ -202,12 +225,7 @@ async def test_sms_first_category_goes_to_the_smsc_and_receipts_move_its_state(
 
     await server.settle()
     await server.smsc.receipt(submit.message_id, "DELIVRD")
-    for _ in range(100):
-        status = (await server.api.get(f"/v1/notifications/{result['id']}")).json()
-        if status["status"]["sms"]["state"] == "delivered":
-            break
-        await asyncio.sleep(0.05)
-    assert status["status"]["sms"]["state"] == "delivered"
+    await _state(server, result["id"], "sms", "delivered")
 
 
 async def test_stop_reply_withdraws_consent_after_one_confirmation(server: NotifyServer) -> None:
@@ -424,8 +442,7 @@ async def test_quiet_hours_hold_a_notification_until_they_end(tmp_path: Path) ->
         assert (await server.notify.sweeps.run_once()).released == 1
         [mail] = await server.mails(1)
         assert _parse(mail)["To"] == ANN
-        status = (await server.api.get(f"/v1/notifications/{result['id']}")).json()
-        assert status["status"]["email"]["state"] == "queued"
+        await _state(server, result["id"], "email", "delivered")
 
 
 async def test_confirming_a_repermission_link_renews_the_consent(tmp_path: Path) -> None:
@@ -486,3 +503,49 @@ async def test_start_re_opts_in_and_help_answers(server: NotifyServer) -> None:
     await server.smsc.mo(ANN_PHONE.lstrip("+"), "help")
     submits = await server.smsc.wait_submits(3)
     assert b"Reply STOP to opt out" in submits[2].short_message
+
+
+async def test_delivery_states_come_from_the_mta_and_a_hard_bounce_suppresses(
+    tmp_path: Path,
+) -> None:
+    """A peer answering 550 5.1.1: failed, the address suppressed, the next one skipped."""
+    unknown_user = await asyncio.start_server(_refuse_every_recipient, "127.0.0.1", 0)
+    port = unknown_user.sockets[0].getsockname()[1]
+    async with unknown_user, notify_server(tmp_path, route_port=port) as server:
+        await _setup(server)
+        body = {"legal_class": "transactional", "defaults": {"email": "instant"}}
+        assert (await server.api.put("/v1/categories/mentions", json=body)).status_code == 201
+        result = await _notify(server, "mentions")
+
+        status = await _state(server, result["id"], "email", "failed")
+        assert any("MTA: 550 5.1.1" in step["detail"] for step in status["trace"])
+        suppression = await server.store.get_suppression(ANN)
+        assert suppression is not None
+        assert suppression.all_mail
+        assert suppression.reason.startswith("hard bounce 5.1.")
+
+        again = await _notify(server, "mentions")
+        assert again["decisions"]["email"]["action"] == "skip"
+        assert "suppressed" in again["decisions"]["email"]["reason"]
+
+
+async def _refuse_every_recipient(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    """A minimal SMTP server whose every mailbox is unknown (RFC 5321 replies, no extensions)."""
+    writer.write(b"220 unknown.test ESMTP\r\n")
+    while line := await reader.readline():
+        verb = line[:4].upper()
+        if verb in (b"EHLO", b"HELO"):
+            writer.write(b"250 unknown.test\r\n")
+        elif verb == b"RCPT":
+            writer.write(b"550 5.1.1 No such user here\r\n")
+        elif verb == b"QUIT":
+            writer.write(b"221 2.0.0 Bye\r\n")
+            await writer.drain()
+            break
+        else:
+            writer.write(b"250 2.0.0 Ok\r\n" if verb in (b"MAIL", b"RSET", b"NOOP") else
+                         b"503 5.5.1 No recipients\r\n")  # fmt: skip
+        await writer.drain()
+    writer.close()

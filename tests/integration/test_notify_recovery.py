@@ -184,6 +184,6 @@ async def test_a_decision_stored_but_never_sent_is_sent_when_the_server_starts(
         assert b"Subject: Left behind" in mail
         assert (await server.notify.sweeps.run_once()).recovered == 0
         notification = await server.store.get_notification("n-crashed")
-        assert notification.decisions["email"].state == "queued"
+        assert notification.decisions["email"].state in ("queued", "delivered")
         await asyncio.sleep(0.5)
         assert len(server.sink.messages()) == 1

@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from mailwright.notify.consent import Lifetimes
 from mailwright.notify.email import build_message, mailto_uri
@@ -50,6 +50,12 @@ class ChannelError(Exception):
     def __init__(self, detail: str, *, permanent: bool = False) -> None:
         super().__init__(detail)
         self.permanent = permanent
+
+
+class EventSink(Protocol):
+    """Where the layer's events go (``EventLog.emit``: the seam webhooks will use)."""
+
+    def __call__(self, event: Any, **fields: Any) -> None: ...
 
 
 class EmailSender(Protocol):
@@ -90,7 +96,9 @@ class Dispatcher:
         sms: SmsSender | None = None,
         renderer: Renderer | None = None,
         clock: Callable[[], float] = time.time,
+        events: EventSink | None = None,
     ) -> None:
+        self.events = events
         self.store = store
         self.tokens = tokens
         self.settings = settings
@@ -241,6 +249,12 @@ class Dispatcher:
         decision.state = state  # type: ignore[assignment]
         decision.updated_at = self.clock()
         await self.store.update_decision(notification.id, decision, note=note)
+        if self.events is not None:
+            self.events(
+                "notification_dispatched",
+                notification=notification.id, channel=decision.channel, state=state,
+                reference=decision.reference, note=note,
+            )  # fmt: skip
         logger.info(
             "notify.dispatched id=%s channel=%s state=%s note=%s",
             notification.id, decision.channel, state, note,
@@ -339,6 +353,12 @@ class Dispatcher:
                 why_not = f"{window.channel} turned off for {category.name}"
             elif category.commercial and preferences.stop_commercial:
                 why_not = "the recipient stopped all commercial messages"
+            elif (
+                category.opt_out
+                and preferences.paused_until is not None
+                and preferences.paused_until > self.clock()
+            ):
+                why_not = "the recipient paused messages"
         if why_not is not None or address is None:
             await self.store.mark_window_sent(window.id, f"skipped: {why_not}")
             logger.info("notify.digest_skipped window=%s reason=%s", window.id, why_not)

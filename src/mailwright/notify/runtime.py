@@ -18,7 +18,7 @@ import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable, Generator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
@@ -26,7 +26,7 @@ from mailwright.config import Config
 from mailwright.envelope import Envelope
 from mailwright.envelope import Recipient as EnvelopeRecipient
 from mailwright.notify.consent import Lifetimes, RepermissionPolicy
-from mailwright.notify.dispatch import ChannelError, Dispatcher, DispatchSettings
+from mailwright.notify.dispatch import ChannelError, Dispatcher, DispatchSettings, EventSink
 from mailwright.notify.errors import NotifyError
 from mailwright.notify.model import QuietHours
 from mailwright.notify.rules import RouterSettings
@@ -65,6 +65,15 @@ def router_settings(config: Config) -> RouterSettings:
     )
 
 
+def notification_of(message_id: object, hostname: str) -> str | None:
+    """The notification a Message-ID names (``<ID@HOSTNAME>``, as the dispatcher writes)."""
+    if not isinstance(message_id, str) or not message_id.endswith(f"@{hostname}>"):
+        return None
+    key = message_id[1:].rpartition("@")[0]
+    # Notification ids are uuid4 hex; digests' window ids look alike and find nothing.
+    return key if key.isalnum() and len(key) == 32 else None
+
+
 def parse_span(text: str) -> QuietHours | None:
     """``"21:00-08:00"`` as quiet hours; "" as None."""
     if not text:
@@ -90,8 +99,13 @@ class NotifyRuntime:
         inject: Callable[[Envelope, bytes], Awaitable[Reply]],
         *,
         first: bool,
+        events: EventSink | None = None,
+        subscribe: Callable[[Callable[[dict[str, Any]], None]], Callable[[], None]] | None = None,
     ) -> None:
         self.config = config
+        self._subscribe = subscribe
+        self._unsubscribe: Callable[[], None] | None = None
+        self._outcome_tasks: set[asyncio.Task[None]] = set()
         self.first = first
         self._inject = inject
         self.store: NotifyStore = open_store(config.notify.store)
@@ -116,6 +130,7 @@ class NotifyRuntime:
             ),
             lifetimes=settings.lifetimes,
             email=self._send_email,
+            events=events,
         )
         self.service = NotificationService(
             self.store,
@@ -164,8 +179,35 @@ class NotifyRuntime:
             raise ChannelError(" ".join(reply.lines), permanent=permanent)
         return " ".join(reply.lines)
 
+    def _on_event(self, record: dict[str, Any]) -> None:
+        """Delivery outcomes of our own mail: the email channel's final state (and bounces)."""
+        kind = record.get("event")
+        if kind not in ("delivered", "bounced", "expired"):
+            return
+        key = notification_of(record.get("message_id"), self.config.server.hostname)
+        if key is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._outcome(key, kind, record))
+        self._outcome_tasks.add(task)
+        task.add_done_callback(self._outcome_tasks.discard)
+
+    async def _outcome(self, notification_id: str, kind: str, record: dict[str, Any]) -> None:
+        try:
+            service = await self.opened()
+            await service.delivery_outcome(
+                notification_id,
+                str(record.get("recipient", "")),
+                delivered=kind == "delivered",
+                expired=kind == "expired",
+                reply=record.get("reply") or {},
+            )
+        except Exception:  # an outcome we cannot record must not disturb delivery
+            logger.exception("notify.outcome_failed notification=%s", notification_id)
+
     async def start(self) -> None:
         """Open the store; in the first process also the SMSC, the HTTP server, the sweeps."""
+        if self._subscribe is not None:
+            self._unsubscribe = self._subscribe(self._on_event)
         if not self.first:
             return
         await self.opened()
@@ -242,6 +284,10 @@ class NotifyRuntime:
         logger.info("notify.http_started address=%s", address)
 
     async def stop(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        if self._outcome_tasks:
+            await asyncio.gather(*list(self._outcome_tasks), return_exceptions=True)
         if self._http is not None and self._http_task is not None:
             self._http.should_exit = True
             with contextlib.suppress(Exception):

@@ -42,6 +42,7 @@ from mailwright.notify.errors import (
 from mailwright.notify.model import (
     ALL_CATEGORIES,
     Actor,
+    AuditEntry,
     Category,
     Channel,
     ChannelDecision,
@@ -51,6 +52,7 @@ from mailwright.notify.model import (
     Notification,
     Preferences,
     Recipient,
+    Suppression,
     Template,
     TraceStep,
 )
@@ -120,6 +122,7 @@ class NotificationService:
         self.renderer = renderer or dispatcher.renderer
         self.clock = clock
         self.public_url = self.settings.public_url
+        self.events = dispatcher.events
 
     # -- categories and templates ------------------------------------------------------
 
@@ -234,6 +237,16 @@ class NotificationService:
                     )
                 )
         return views
+
+    async def audit(self, recipient_id: str, limit: int = 200) -> list[AuditEntry]:
+        """The newest changes to a recipient and to each of its addresses, newest first."""
+        recipient = await self.get_recipient(recipient_id)
+        subjects = [f"recipient:{recipient_id}", *(f"address:{a}" for a in recipient.addresses)]
+        entries: list[AuditEntry] = []
+        for subject in subjects:
+            entries += await self.store.audit_log(subject, limit)
+        entries.sort(key=lambda entry: entry.at, reverse=True)
+        return entries[:limit]
 
     # -- preferences ------------------------------------------------------------------
 
@@ -371,6 +384,12 @@ class NotificationService:
             notification.id, recipient_id, category,
             " ".join(f"{ch}={d.action}" for ch, d in notification.decisions.items()),
         )  # fmt: skip
+        if self.events is not None:
+            self.events(
+                "notification_routed",
+                notification=notification.id, recipient=recipient_id, category=category,
+                decisions={ch: d.action for ch, d in notification.decisions.items()},
+            )  # fmt: skip
         self.dispatcher.start_sends(notification)
         return notification
 
@@ -391,6 +410,36 @@ class NotificationService:
             "notify.auto_digest recipient=%s category=%s channels=%s",
             preferences.recipient_id, category, ",".join(channels),
         )  # fmt: skip
+
+    async def delivery_outcome(
+        self,
+        notification_id: str,
+        address: str,
+        *,
+        delivered: bool,
+        expired: bool,
+        reply: dict[str, Any],
+    ) -> None:
+        """What the MTA's delivery agent reported for a notification's email.
+
+        A permanent failure saying the mailbox does not exist (5.1.x) suppresses
+        the address for all mail: sending again would only hurt our reputation.
+        """
+        notification = await self.store.get_notification(notification_id)
+        if notification is None or "email" not in notification.decisions:
+            return
+        decision = notification.decisions["email"]
+        decision.state = "delivered" if delivered else ("expired" if expired else "failed")
+        decision.updated_at = self.clock()
+        text = f"{reply.get('code', '')} {reply.get('status') or ''} {reply.get('text', '')}"
+        await self.store.update_decision(
+            notification_id, decision, f"MTA: {' '.join(text.split())}"
+        )
+        status = str(reply.get("status") or "")
+        if not delivered and not expired and status.startswith("5.1.") and address:
+            suppression = Suppression(address.lower(), f"hard bounce {status}", self.clock(), True)
+            await self.store.suppress(suppression, Actor("system", "bounce"))
+            logger.info("notify.suppressed address=%s reason=%s", address, suppression.reason)
 
     async def get_notification(self, notification_id: str) -> Notification:
         notification = await self.store.get_notification(notification_id)
@@ -440,6 +489,11 @@ class NotificationService:
                 category=category_name, channel=channel, cadence="off", updated_at=now
             )
             await self.store.put_preferences(change, actor)
+        if self.events is not None:
+            self.events(
+                "unsubscribed", recipient=recipient_id, category=category_name,
+                channel=channel, via=via,
+            )  # fmt: skip
         logger.info(
             "notify.unsubscribed recipient=%s category=%s channel=%s via=%s",
             recipient_id, category_name, channel, via,

@@ -143,7 +143,13 @@ class Application:
             from mailwright.notify.runtime import NotifyRuntime
 
             notify_handler = self._handler("notify", accepted)
-            self.notify = NotifyRuntime(config, notify_handler.inject, first=self.serve_control)
+            self.notify = NotifyRuntime(
+                config,
+                notify_handler.inject,
+                first=self.serve_control,
+                events=self.events.emit,
+                subscribe=self.events.subscribe,
+            )
             self.policies.notify_service = self.notify.opened
         self.listeners = (
             [self._listener(index, lst, accepted) for index, lst in enumerate(config.listener)]

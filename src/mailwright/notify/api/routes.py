@@ -243,6 +243,15 @@ async def consent_view(recipient_id: str, auth: Auth) -> schemas.ConsentList:
     return schemas.consent_list(recipient_id, await auth.service.consent_view(recipient_id))
 
 
+@router.get(
+    "/recipients/{recipient_id}/audit",
+    tags=["recipients"],
+    summary="Read who changed what, when and through what",
+)
+async def audit(recipient_id: str, auth: Auth) -> schemas.AuditList:
+    return schemas.audit_list(recipient_id, await auth.service.audit(recipient_id))
+
+
 # -- preferences --------------------------------------------------------------------------
 
 

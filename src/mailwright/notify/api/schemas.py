@@ -21,6 +21,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from mailwright.notify.model import (
     CADENCES,
     CHANNELS,
+    AuditEntry,
     Basis,
     Cadence,
     Category,
@@ -375,6 +376,41 @@ def to_consent_entry(body: ConsentEntryIn, *, now: float, key_name: str) -> Cons
         ),
         expires_at=None if body.expires_at is None else epoch(body.expires_at),
         reason=body.reason,
+    )
+
+
+class AuditEntryOut(_Out):
+    """One change: who made it, when, through what, and what changed."""
+
+    at: datetime
+    actor: str
+    via: str
+    subject: str
+    action: str
+    detail: dict[str, Any]
+
+
+class AuditList(_Out):
+    """The newest changes to a recipient and its addresses, newest first."""
+
+    recipient: str
+    entries: list[AuditEntryOut]
+
+
+def audit_list(recipient_id: str, entries: list[AuditEntry]) -> AuditList:
+    return AuditList(
+        recipient=recipient_id,
+        entries=[
+            AuditEntryOut(
+                at=moment(entry.at) or datetime.fromtimestamp(0, UTC),
+                actor=entry.actor,
+                via=entry.via,
+                subject=entry.subject,
+                action=entry.action,
+                detail=entry.detail,
+            )
+            for entry in entries
+        ],
     )
 
 
