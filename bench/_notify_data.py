@@ -12,7 +12,7 @@ alone:
   ``newsletter`` (commercial, a weekly email digest by default) and ``jobs``
   (commercial, email or SMS, SMS first when urgent);
 - the consent ledger: a ``newsletter`` grant on the email address of 40 % of
-  the recipients (one in 25 of those withdrew it later), a ``jobs`` grant on
+  the recipients (one in 40 of those withdrew it later), a ``jobs`` grant on
   the email address and the phone of 25 %; every grant from a form, with the
   wording, its version and evidence, given within the last 170 days (one in 97
   a year ago, which the sunset rule stops);

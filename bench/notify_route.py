@@ -526,7 +526,8 @@ def sqlite_cache(args: argparse.Namespace, progress: Any) -> tuple[Path, dict[st
             return path, meta | {"cached": True}
 
     loading = folder / f"{name}.loading.db"
-    for stale in (path, meta_path, *folder.glob(f"{name}.loading.db*")):
+    # Files of this size for other schema or population versions will never be read again.
+    for stale in folder.glob(f"notify-route-{args.recipients}-schema*"):
         stale.unlink(missing_ok=True)
     print(f"sqlite: loading {args.recipients:,} recipients into {path}", file=progress, flush=True)
 

@@ -364,6 +364,19 @@ async def test_concurrent_writes_fail_alone(store: NotifyStore) -> None:
 # -- preferences, consent, suppression --------------------------------------------
 
 
+async def test_channel_only_changes_leave_the_global_switches_alone(store: NotifyStore) -> None:
+    """What mailwright changes itself (auto digest, one-click) never undoes a stop-all."""
+    await store.put_preferences(Preferences("u1", stop_commercial=True, paused_until=T0), API)
+    daily = ChannelPreference("newsletter", "email", "daily", auto=True)
+    stale_copy = Preferences("u1", channels={("newsletter", "email"): daily})  # switches off
+
+    after = await store.put_preferences(stale_copy, API, channels_only=True)
+    assert (after.stop_commercial, after.paused_until) == (True, T0)
+    assert after.get("newsletter", "email") is not None
+    fresh = await store.put_preferences(Preferences("u9"), API, channels_only=True)
+    assert (fresh.stop_commercial, fresh.paused_until, fresh.channels) == (False, None, {})
+
+
 async def test_preferences_merge_and_replace(store: NotifyStore, clock: Clock) -> None:
     """Channel choices merge unless replaced; global switches are set; each change is audited."""
     assert await store.get_preferences("u1") == Preferences("u1")
@@ -699,6 +712,30 @@ async def test_windows_survive_restart_and_send_once(make_store: OpenStore) -> N
     assert await reopened.closed_windows() == []
     [late] = await reopened.close_due_windows(T0 + 500)
     assert (late.recipient_id, late.count, late.auto) == ("u2", 1, False)
+
+
+async def test_a_closed_window_is_claimed_by_one_sender_only(make_store: OpenStore) -> None:
+    """The closer holds a fresh claim; recovery gets it only once that claim is stale."""
+    first, second = await make_store(), await make_store()
+    buffered = {"email": ChannelDecision("email", "digest", state="buffered")}
+    await first.add_notification(n := notification(1, decisions=buffered), [digest_item(n, T0)])
+    [window] = await first.close_due_windows(T0 + 10)
+
+    assert await second.closed_windows(claimed_before=T0) == []  # its closer is on it
+    assert await second.claim_window(window.id, T0 + 20, claimed_before=T0) is False
+    [stale] = await second.closed_windows(claimed_before=T0 + 100)
+    assert stale.id == window.id
+    claims = await asyncio.gather(
+        first.claim_window(window.id, T0 + 200, claimed_before=T0 + 100),
+        second.claim_window(window.id, T0 + 200, claimed_before=T0 + 100),
+    )
+    assert sorted(claims) == [False, True]
+    assert await first.mark_window_sent(window.id, "Q1") is True
+    assert await second.claim_window(window.id, T0 + 900, claimed_before=T0 + 800) is False
+    notification_after = await first.get_notification(n.id)
+    assert notification_after is not None
+    assert notification_after.decisions["email"].state == "queued"
+    assert notification_after.decisions["email"].reference == f"digest {window.id}"
 
 
 @pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)

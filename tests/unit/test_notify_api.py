@@ -928,7 +928,7 @@ async def test_openapi_names_bearer_auth_and_problem_responses(client: httpx.Asy
     operations = [
         (path, method, op) for path, item in schema["paths"].items() for method, op in item.items()
     ]
-    assert len(operations) == 13
+    assert len(operations) == 14
     for path, method, op in operations:
         assert op["security"] == [{"apiKey": []}], (path, method)
         assert op["summary"], (path, method)

@@ -457,6 +457,11 @@ def imported(reference: str = "batch-7", evidence: Evidence | None = None) -> Co
             "/evidence",
             "IP address or user agent",
         ),
+        (
+            replace(GOOD, source=ConsentSource("api", "apikey:crm"), evidence=Evidence()),
+            "/evidence",
+            "double opt-in",
+        ),
         (imported(reference="", evidence=Evidence(ip="192.0.2.1")), "/source/reference", "batch"),
         (imported(), "/evidence", "appended addresses are refused"),
         (
@@ -495,7 +500,9 @@ def test_entries_without_provenance_are_refused(
         replace(GOOD, evidence=Evidence(user_agent="Firefox")),
         imported(evidence=Evidence(ip="192.0.2.1")),
         imported(evidence=Evidence(confirmed_at=1.0e9)),
-        replace(GOOD, source=ConsentSource("api", "apikey:crm"), evidence=Evidence()),
+        replace(
+            GOOD, source=ConsentSource("api", "apikey:crm"), evidence=Evidence(confirmed_at=1e9)
+        ),
         replace(GOOD, source=ConsentSource("sms_keyword", "START"), evidence=Evidence()),
         replace(GOOD, action="confirm", source=ConsentSource("repermission")),
         # saying no never needs proof

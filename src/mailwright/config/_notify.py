@@ -103,6 +103,13 @@ def _optional_duration(value: object) -> float | None:
     return seconds
 
 
+def _positive_duration(value: object) -> float:
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise InvalidValue("must be longer than 0s")
+    return seconds
+
+
 def _lifetimes(value: object) -> dict[str, float | None]:
     if not isinstance(value, dict):
         raise InvalidValue(f'expected a table such as {{ consent = "730d" }}, got {value!r}')
@@ -227,7 +234,7 @@ class NotifyConfig:
     repermission_template: str = "repermission"
     sunset_after: Annotated[float | None, _optional_duration] = 180 * 86400.0
     link_lifetime: Seconds = 365 * 86400.0
-    sweep_interval: Annotated[float, _optional_duration] = 30.0
+    sweep_interval: Annotated[float, _positive_duration] = 30.0
     max_data: Annotated[int, parse_size] = 32 * 1024
 
     def __post_init__(self) -> None:

@@ -238,7 +238,8 @@ def provenance_gap(entry: ConsentEntry) -> FieldError | None:
 
     A grant needs a source other than ``system``, a basis, the exact wording
     shown and its version, and evidence: an IP address or user agent for a form
-    or preference-centre click; for an ``import`` its batch id in
+    or preference-centre click (or, through the API, a double opt-in
+    confirmation time instead); for an ``import`` its batch id in
     ``source.reference`` and the original evidence (IP or double opt-in
     confirmation time), so addresses appended from a bought list are refused.
     A confirmation needs a source other than ``system``. Withdrawals never need
@@ -263,6 +264,12 @@ def provenance_gap(entry: ConsentEntry) -> FieldError | None:
     evidence = entry.evidence
     if kind in _PAGE_SOURCES and not (evidence.ip or evidence.user_agent):
         return FieldError("/evidence", f"a {kind} grant needs the IP address or user agent")
+    if kind == "api" and not (evidence.ip or evidence.user_agent or evidence.confirmed_at):
+        return FieldError(
+            "/evidence",
+            "a grant through the API needs the IP address, user agent or double opt-in"
+            " confirmation time of the person who gave it",
+        )
     if kind == "import":
         if not entry.source.reference:
             return FieldError("/source/reference", "an import needs its batch id")

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -32,7 +31,6 @@ from mailwright.notify.model import (
     Notification,
     Recipient,
     Template,
-    TraceStep,
 )
 from mailwright.notify.render import Links, RenderedEmail, Renderer
 from mailwright.notify.store.base import DigestWindow, NotifyStore, SmsMessage
@@ -405,15 +403,11 @@ def _address_for(recipient: Recipient, channel: Channel) -> str | None:
     return addresses[0] if addresses else None
 
 
-def new_id() -> str:
-    return uuid.uuid4().hex
-
-
 __all__ = [
     "ChannelError",
     "DispatchSettings",
     "Dispatcher",
     "EmailSender",
+    "EventSink",
     "SmsSender",
-    "TraceStep",
 ]

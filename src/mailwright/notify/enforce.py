@@ -21,9 +21,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from mailwright.notify import validate
 from mailwright.notify.consent import Lifetimes, consent_state
 from mailwright.notify.email import token_from_mailto_subject
-from mailwright.notify.errors import NotifyError
+from mailwright.notify.errors import InvalidInput, NotifyError
 from mailwright.notify.model import ALL_CATEGORIES, Category
 from mailwright.notify.store.base import NotifyStore
 from mailwright.policy.context import Message
@@ -117,7 +118,7 @@ class NotifyEnforcement:
             try:
                 why = await refusal(
                     service.store,
-                    address.lower(),
+                    _stored_form(address),
                     category,
                     now=now,
                     lifetimes=service.settings.lifetimes,
@@ -131,3 +132,11 @@ class NotifyEnforcement:
                 )  # fmt: skip
                 return reject(f"{address} has not allowed {name} mail", code=550, status="5.7.1")
         return None
+
+
+def _stored_form(address: str) -> str:
+    """An envelope address as the store keys it (domain lower-cased, IDNA), else as is."""
+    try:
+        return validate.email_address(address, "/")
+    except InvalidInput:
+        return address

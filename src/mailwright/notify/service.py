@@ -45,16 +45,15 @@ from mailwright.notify.model import (
     AuditEntry,
     Category,
     Channel,
-    ChannelDecision,
     ChannelPreference,
     ConsentEntry,
     ConsentSource,
     Notification,
     Preferences,
     Recipient,
+    SourceKind,
     Suppression,
     Template,
-    TraceStep,
 )
 from mailwright.notify.render import Renderer
 from mailwright.notify.rules import RouterSettings, route
@@ -68,6 +67,10 @@ DAY = 86400.0
 
 #: The history the preference centre's expected volume is computed from.
 VOLUME_WINDOW = 28 * DAY
+
+#: The ledger sources a caller of the API may record; the others (keywords, one-click,
+#: mailto, re-permission, the preference centre) are mailwright's own, with its proof.
+CALLER_SOURCES = ("form", "api", "import")
 
 #: What a decision's action leaves its channel's state at before dispatch.
 _STATE_OF_ACTION = {"send": "pending", "digest": "buffered", "hold": "held", "skip": "skipped"}
@@ -187,6 +190,25 @@ class NotificationService:
                 errors.append(FieldError(f"{where}/category", f"no category {entry.category!r}"))
             if entry.at > now + 300:
                 errors.append(FieldError(f"{where}/at", "consent cannot be given in the future"))
+            lifetime = self.settings.lifetimes.of(entry.basis) if entry.basis else None
+            latest = entry.at + lifetime if lifetime is not None else None
+            if entry.expires_at is not None and latest is not None and entry.expires_at > latest:
+                days = int((latest - entry.at) // DAY)
+                errors.append(
+                    FieldError(
+                        f"{where}/expires_at",
+                        f"beyond the {days}-day lifetime of {entry.basis} consent",
+                    )
+                )
+            if entry.source.kind not in CALLER_SOURCES:
+                allowed = ", ".join(CALLER_SOURCES)
+                errors.append(
+                    FieldError(
+                        f"{where}/source/kind",
+                        f"{entry.source.kind!r} entries are written by mailwright itself;"
+                        f" a caller records {allowed}",
+                    )
+                )
             if entry.action in ("grant", "confirm"):
                 gap = provenance_gap(entry)
                 if gap is not None:
@@ -399,13 +421,13 @@ class NotificationService:
         """Store the daily digest the automatic rule chose, marked so one click reverts it."""
         now = self.clock()
         change = Preferences(recipient_id=preferences.recipient_id)
-        change.stop_commercial = preferences.stop_commercial
-        change.paused_until = preferences.paused_until
         for channel in channels:
             change.channels[(category, channel)] = ChannelPreference(
                 category=category, channel=channel, cadence="daily", auto=True, updated_at=now
             )
-        await self.store.put_preferences(change, Actor("system", "auto_digest"))
+        await self.store.put_preferences(
+            change, Actor("system", "auto_digest"), channels_only=True
+        )
         logger.info(
             "notify.auto_digest recipient=%s category=%s channels=%s",
             preferences.recipient_id, category, ",".join(channels),
@@ -436,8 +458,9 @@ class NotificationService:
             notification_id, decision, f"MTA: {' '.join(text.split())}"
         )
         status = str(reply.get("status") or "")
+        address = decision.address or address  # the stored form, as the ledger keys it
         if not delivered and not expired and status.startswith("5.1.") and address:
-            suppression = Suppression(address.lower(), f"hard bounce {status}", self.clock(), True)
+            suppression = Suppression(address, f"hard bounce {status}", self.clock(), True)
             await self.store.suppress(suppression, Actor("system", "bounce"))
             logger.info("notify.suppressed address=%s reason=%s", address, suppression.reason)
 
@@ -482,13 +505,10 @@ class NotificationService:
         await self.store.append_consent([withdrawal], actor)
         if category is not None and category.opt_out and channel in category.defaults:
             change = Preferences(recipient_id=recipient_id)
-            current = await self.store.get_preferences(recipient_id)
-            change.stop_commercial = current.stop_commercial
-            change.paused_until = current.paused_until
             change.channels[(category_name, channel)] = ChannelPreference(
                 category=category_name, channel=channel, cadence="off", updated_at=now
             )
-            await self.store.put_preferences(change, actor)
+            await self.store.put_preferences(change, actor, channels_only=True)
         if self.events is not None:
             self.events(
                 "unsubscribed", recipient=recipient_id, category=category_name,
@@ -504,23 +524,32 @@ class NotificationService:
         claims = self.tokens.open("revert", token, now=self.clock())
         recipient_id, category = str(claims["r"]), str(claims["c"])
         channel: Channel = "sms" if claims.get("ch") == "sms" else "email"
-        current = await self.store.get_preferences(recipient_id)
         change = Preferences(recipient_id=recipient_id)
-        change.stop_commercial = current.stop_commercial
-        change.paused_until = current.paused_until
         # auto=False and an explicit instant: the automatic rule leaves an explicit choice be.
         change.channels[(category, channel)] = ChannelPreference(
             category=category, channel=channel, cadence="instant", updated_at=self.clock()
         )
-        await self.store.put_preferences(change, Actor("recipient", "revert_link"))
+        await self.store.put_preferences(
+            change, Actor("recipient", "revert_link"), channels_only=True
+        )
         return recipient_id, category, channel
 
-    async def confirm_consent(self, token: str, *, ip: str | None, user_agent: str | None) -> str:
-        """A re-permission link clicked and confirmed: a ``confirm`` entry; its category."""
+    async def confirm_consent(
+        self, token: str, *, ip: str | None, user_agent: str | None
+    ) -> tuple[str, bool]:
+        """A re-permission link clicked and confirmed: (category, whether it is live now).
+
+        Appends a ``confirm`` entry, with the click as its evidence, unless the
+        person withdrew meanwhile: a re-permission link cannot undo a no.
+        """
         from mailwright.notify.model import Evidence
 
         now = self.clock()
         claims = self.tokens.open("confirm", token, now=now)
+        address, name = str(claims["a"]), str(claims["c"])
+        entries = await self.store.consent_entries(address, name)
+        if any(e.action == "withdraw" for e in entries[-1:]):
+            return name, False
         entry = ConsentEntry(
             address=str(claims["a"]),
             category=str(claims["c"]),
@@ -536,7 +565,14 @@ class NotificationService:
         )
         await self.store.append_consent([entry], Actor("recipient", "repermission"))
         await self.store.record_engagement(entry.address, now)
-        return entry.category
+        category = await self.store.get_category(name)
+        if category is None:
+            return name, False
+        state = consent_state(
+            [*entries, entry], category, now=now, lifetimes=self.settings.lifetimes,
+            engaged_at=now,
+        )  # fmt: skip
+        return name, state.live
 
     def link(self, purpose: str, claims: dict[str, str | int | float | bool], path: str) -> str:
         """A signed link to one of our pages (``/p``, ``/u``, ``/r``, ``/c``)."""
@@ -546,19 +582,15 @@ class NotificationService:
         return f"{self.public_url}/{path}/{token}"
 
 
-def _source_kind(via: str) -> Any:
-    return via if via in ("one_click", "mailto", "sms_keyword", "preference_centre") else "system"
+def _source_kind(via: str) -> SourceKind:
+    """The ledger's source kind for a way of unsubscribing."""
+    kinds: dict[str, SourceKind] = {
+        "one_click": "one_click",
+        "mailto": "mailto",
+        "sms_keyword": "sms_keyword",
+        "preference_centre": "preference_centre",
+    }
+    return kinds.get(via, "system")
 
 
-def trace_note(detail: str, channel: Channel | None = None) -> TraceStep:
-    """A note in a notification's trace from after routing (sent, failed, released)."""
-    return TraceStep("dispatch", channel, "note", detail)
-
-
-__all__ = [
-    "ChannelDecision",
-    "ConsentView",
-    "NotificationService",
-    "ServiceSettings",
-    "trace_note",
-]
+__all__ = ["ConsentView", "NotificationService", "ServiceSettings"]

@@ -133,7 +133,11 @@ class Sweeps:
             self.dispatcher.start_sends(notification)
             count += len(self.dispatcher.in_flight) - before
         newest = self.dispatcher.settings.digest_items
-        for window in await self.store.closed_windows(newest=newest):
+        now = self.service.clock()
+        stale = now - RECOVERY_GRACE
+        for window in await self.store.closed_windows(newest=newest, claimed_before=stale):
+            if not await self.store.claim_window(window.id, now, stale):
+                continue  # another sweeper took it first
             with contextlib.suppress(ChannelError):
                 await self.dispatcher.send_digest(window)
                 count += 1
@@ -227,8 +231,8 @@ class Sweeps:
             engaged = await self.store.engagement(address)
             for category in commercial:
                 relevant = [e for e in entries if e.category in (category.name, ALL_CATEGORIES)]
-                if not any(e.category == category.name for e in relevant):
-                    continue
+                if not any(e.action in ("grant", "confirm") for e in relevant):
+                    continue  # never granted (for it or for "*"): nothing to renew or expire
                 state = consent_state(
                     relevant, category, now=now, lifetimes=settings.lifetimes, engaged_at=engaged
                 )

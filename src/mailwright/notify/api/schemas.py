@@ -14,9 +14,9 @@ Conversions named ``to_*`` build model dataclasses from request bodies; the
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from mailwright.notify.model import (
     CADENCES,
@@ -57,10 +57,62 @@ def moment(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
+#: The times a body may name: what every store and every date library can hold.
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def _in_range(value: datetime) -> datetime:
+    if not _EARLIEST <= value < _LATEST:
+        raise ValueError("a time from 1970 to 8999 (UTC) is needed")
+    return value
+
+
+#: An RFC 3339 time with its offset, between 1970 and 8999.
+Moment = Annotated[AwareDatetime, AfterValidator(_in_range)]
+
+
+def _bad_text(value: object, depth: int = 0) -> str | None:
+    """What makes a JSON value unstorable: a lone surrogate or a NUL in a string."""
+    if depth > 64:
+        return "nested too deeply"
+    if isinstance(value, str):
+        if "\x00" in value:
+            return "text with a NUL character"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "text that is not valid Unicode (a lone surrogate)"
+        return None
+    if isinstance(value, dict):
+        items: list[object] = [*value.keys(), *value.values()]
+    elif isinstance(value, list):
+        items = value
+    else:
+        return None
+    for item in items:
+        found = _bad_text(item, depth + 1)
+        if found is not None:
+            return found
+    return None
+
+
 class _In(BaseModel):
-    """A request body: unknown fields are errors."""
+    """A request body: unknown fields are errors, and so is text no store can hold."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key, value in data.items():
+                problem = _bad_text(key) or _bad_text(value)
+                if problem is not None:
+                    raise ValueError(
+                        f"{str(key)[:64]!r} holds {problem}".encode("utf-8", "replace").decode()
+                    )
+        return data
 
 
 class _Out(BaseModel):
@@ -299,9 +351,7 @@ class EvidenceBody(_In):
     ip: str | None = Field(default=None, description="The IP address the consent came from")
     user_agent: str | None = Field(default=None, max_length=1000)
     double_opt_in_token: str | None = Field(default=None, max_length=1000)
-    confirmed_at: AwareDatetime | None = Field(
-        default=None, description="When the double opt-in was"
-    )
+    confirmed_at: Moment | None = Field(default=None, description="When the double opt-in was")
 
 
 class ConsentEntryIn(_In):
@@ -311,16 +361,14 @@ class ConsentEntryIn(_In):
     category: str = Field(description="A category name, or * for every category")
     action: Literal["grant", "confirm", "withdraw"]
     basis: Basis | None = None
-    at: AwareDatetime | None = Field(default=None, description="When it happened; default now")
+    at: Moment | None = Field(default=None, description="When it happened; default now")
     source: SourceBody | None = Field(
         None, description="Default: kind api, reference the API key's name"
     )
     wording: str | None = Field(default=None, max_length=_TEXT, description="The exact text shown")
     wording_version: str | None = Field(default=None, max_length=200)
     evidence: EvidenceBody | None = None
-    expires_at: AwareDatetime | None = Field(
-        default=None, description="Default: the basis's lifetime"
-    )
+    expires_at: Moment | None = Field(default=None, description="Default: the basis's lifetime")
     reason: str | None = Field(default=None, max_length=1000, description="Why, for a withdrawal")
 
 
@@ -442,7 +490,7 @@ class ChannelChoice(_In):
     digest_at: str | None = Field(default=None, description="Local HH:MM of the digest")
     weekday: int | None = Field(default=None, description="Day of a weekly digest, 0 Monday to 6")
     auto: bool = Field(default=False, description="Set by the automatic digest rule")
-    updated_at: AwareDatetime | None = Field(default=None, json_schema_extra=_READ_ONLY)
+    updated_at: Moment | None = Field(default=None, json_schema_extra=_READ_ONLY)
 
 
 class PreferencesBody(_In):
@@ -451,20 +499,20 @@ class PreferencesBody(_In):
 
     recipient: str | None = Field(default=None, json_schema_extra=_READ_ONLY)
     stop_commercial: bool = Field(default=False, description="Stop every commercial category")
-    paused_until: AwareDatetime | None = Field(default=None, description="Send nothing until then")
+    paused_until: Moment | None = Field(default=None, description="Send nothing until then")
     channels: dict[str, dict[Channel, ChannelChoice]] = Field(
         default_factory=dict,
         description="Per category, per channel",
         examples=[{"news": {"email": {"cadence": "weekly", "digest_at": "08:00", "weekday": 0}}}],
     )
-    updated_at: AwareDatetime | None = Field(default=None, json_schema_extra=_READ_ONLY)
+    updated_at: Moment | None = Field(default=None, json_schema_extra=_READ_ONLY)
 
 
 class PreferencesPatch(_In):
     """A change to some preferences: absent fields and channels are kept."""
 
     stop_commercial: bool | None = None
-    paused_until: AwareDatetime | None = Field(default=None, description="null: no pause")
+    paused_until: Moment | None = Field(default=None, description="null: no pause")
     channels: dict[str, dict[Channel, ChannelChoice]] = Field(default_factory=dict)
 
 

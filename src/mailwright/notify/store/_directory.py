@@ -316,20 +316,37 @@ class DirectoryStore(SqlBase):
         return preferences
 
     async def put_preferences(
-        self, preferences: Preferences, actor: Actor, *, replace: bool = False
+        self,
+        preferences: Preferences,
+        actor: Actor,
+        *,
+        replace: bool = False,
+        channels_only: bool = False,
     ) -> Preferences:
         now = self._clock()
         recipient_id = preferences.recipient_id
         choices = list(preferences.channels.values())
 
         def work(tx: Tx) -> Preferences:
-            tx.run(
-                "INSERT INTO preferences (recipient_id, stop_commercial, paused_until, updated_at)"
-                " VALUES (?, ?, ?, ?) ON CONFLICT (recipient_id) DO UPDATE SET"
-                " stop_commercial = excluded.stop_commercial,"
-                " paused_until = excluded.paused_until, updated_at = excluded.updated_at",
-                (recipient_id, int(preferences.stop_commercial), preferences.paused_until, now),
-            )
+            if channels_only:  # the global switches stay as they are, whatever they are now
+                tx.run(
+                    "INSERT INTO preferences (recipient_id, stop_commercial, paused_until,"
+                    " updated_at) VALUES (?, 0, NULL, ?) ON CONFLICT (recipient_id) DO NOTHING",
+                    (recipient_id, now),
+                )
+            else:
+                tx.run(
+                    "INSERT INTO preferences (recipient_id, stop_commercial, paused_until,"
+                    " updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (recipient_id) DO UPDATE SET"
+                    " stop_commercial = excluded.stop_commercial,"
+                    " paused_until = excluded.paused_until, updated_at = excluded.updated_at",
+                    (
+                        recipient_id,
+                        int(preferences.stop_commercial),
+                        preferences.paused_until,
+                        now,
+                    ),
+                )
             if replace:
                 tx.run("DELETE FROM channel_preferences WHERE recipient_id = ?", (recipient_id,))
             tx.many(
@@ -354,7 +371,7 @@ class DirectoryStore(SqlBase):
                 ],
             )
 
-            detail = {
+            detail: dict[str, Any] = {
                 "replace": replace,
                 "stop_commercial": preferences.stop_commercial,
                 "paused_until": preferences.paused_until,
@@ -370,6 +387,8 @@ class DirectoryStore(SqlBase):
                     for c in choices
                 ],
             }
+            if channels_only:
+                del detail["stop_commercial"], detail["paused_until"]
             action = "preferences.replace" if replace else "preferences.update"
             self._audit(tx, actor, f"recipient:{recipient_id}", action, detail, now)
             return self._preferences(tx, recipient_id)

@@ -174,9 +174,20 @@ class NotifyStore(abc.ABC):
 
     @abc.abstractmethod
     async def put_preferences(
-        self, preferences: Preferences, actor: Actor, *, replace: bool = False
+        self,
+        preferences: Preferences,
+        actor: Actor,
+        *,
+        replace: bool = False,
+        channels_only: bool = False,
     ) -> Preferences:
-        """Store preferences, merging channel choices unless ``replace``; audited."""
+        """Store preferences, merging channel choices unless ``replace``; audited.
+
+        With ``channels_only`` only the channel choices are written, and the
+        global switches (stop all commercial, pause) stay as stored: for changes
+        made by mailwright (automatic digest, one-click) that must not undo a
+        change the recipient made a moment before.
+        """
 
     # -- consent, suppression, engagement ---------------------------------------------
 
@@ -284,8 +295,22 @@ class NotifyStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def closed_windows(self, newest: int = 10, limit: int = 100) -> list[DigestWindow]:
-        """Windows closed but not yet marked sent (after a crash), oldest first."""
+    async def closed_windows(
+        self, newest: int = 10, limit: int = 100, *, claimed_before: float | None = None
+    ) -> list[DigestWindow]:
+        """Windows closed but not yet marked sent (after a crash), oldest first.
+
+        With ``claimed_before``, only those whose sender claimed them before then
+        (or never): a window closed a moment ago is being sent by its closer.
+        """
+
+    @abc.abstractmethod
+    async def claim_window(self, window_id: str, now: float, claimed_before: float) -> bool:
+        """Claim a closed window to send it; False when another sender holds a fresher claim.
+
+        Closing claims a window for its closer; recovery claims one whose claim is
+        older than ``claimed_before`` (its sender died), so two never send it both.
+        """
 
     @abc.abstractmethod
     async def mark_window_sent(self, window_id: str, reference: str | None) -> bool:

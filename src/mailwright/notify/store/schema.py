@@ -283,7 +283,15 @@ _INITIAL = (
 )
 
 #: Every migration, oldest first; versions count up from 1 without gaps.
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "notification store", _INITIAL),)
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "notification store", _INITIAL),
+    # A window's sender claims it before sending, so two sweepers never send it twice.
+    Migration(
+        2,
+        "digest window claims",
+        ("ALTER TABLE digest_windows ADD COLUMN claimed_at DOUBLE PRECISION",),
+    ),
+)
 
 #: The version a database has once every migration is applied.
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -29,6 +29,7 @@ what the first claimed. Either way an item lands in exactly one window.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import replace
 from functools import partial
@@ -425,9 +426,9 @@ class SqlStore(DirectoryStore):
         )
         auto = preference is not None and bool(preference[0])
         tx.run(
-            f"INSERT INTO digest_windows ({_WINDOW_COLUMNS}, closed_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, 'closed', ?, NULL, ?)",
-            (window_id, recipient_id, category, channel, due_at, count, int(auto), now),
+            f"INSERT INTO digest_windows ({_WINDOW_COLUMNS}, closed_at, claimed_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, 'closed', ?, NULL, ?, ?)",
+            (window_id, recipient_id, category, channel, due_at, count, int(auto), now, now),
         )
         log.debug("notify.store.window_closed window=%s count=%d", window_id, count)
         return DigestWindow(
@@ -449,12 +450,16 @@ class SqlStore(DirectoryStore):
         )
         return [_item_from_row(row) for row in rows]
 
-    async def closed_windows(self, newest: int = 10, limit: int = 100) -> list[DigestWindow]:
+    async def closed_windows(
+        self, newest: int = 10, limit: int = 100, *, claimed_before: float | None = None
+    ) -> list[DigestWindow]:
         def work(tx: Tx) -> list[DigestWindow]:
+            before = math.inf if claimed_before is None else claimed_before
             rows = tx.all(
                 f"SELECT {_WINDOW_COLUMNS} FROM digest_windows WHERE state = 'closed'"
+                " AND (claimed_at IS NULL OR claimed_at < ?)"
                 " ORDER BY closed_at, id LIMIT ?",
-                (limit,),
+                (before, limit),
             )
             return [
                 DigestWindow(
@@ -473,6 +478,17 @@ class SqlStore(DirectoryStore):
             ]
 
         return await self._call(work)
+
+    async def claim_window(self, window_id: str, now: float, claimed_before: float) -> bool:
+        count = await self._call(
+            lambda tx: tx.run(
+                "UPDATE digest_windows SET claimed_at = ? WHERE id = ? AND state = 'closed'"
+                " AND (claimed_at IS NULL OR claimed_at < ?)",
+                (now, window_id, claimed_before),
+            ),
+            write=True,
+        )
+        return count == 1
 
     async def mark_window_sent(self, window_id: str, reference: str | None) -> bool:
         now = self._clock()

@@ -35,6 +35,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from mailwright.notify.api.problems import TYPE_BASE
 from mailwright.notify.errors import (
     FieldError,
     InvalidInput,
@@ -327,8 +328,7 @@ def _error(request: Request, exc: NotifyError) -> Response:
     )
     if _wants_json(request):
         problem: dict[str, Any] = {
-            # TODO(issue 5): share the problem type URIs with the HTTP API's module.
-            "type": f"urn:mailwright:problem:{exc.type_slug}",
+            "type": f"{TYPE_BASE}{exc.type_slug}",
             "title": exc.title,
             "status": status,
             "detail": exc.detail,
