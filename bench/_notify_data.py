@@ -378,7 +378,7 @@ def digest_rows(
 
 INSERT_ITEMS = (
     "INSERT INTO digest_items (notification_id, channel, recipient_id, category, created_at,"
-    " template, due_at, data, window_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)"
+    " template, due_at, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 

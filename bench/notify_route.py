@@ -36,6 +36,7 @@ database of its own, ``mw_bench_<random>``, loaded each run and dropped after.
     .venv/bin/python bench/notify_route.py                    # 1M recipients and items
     .venv/bin/python bench/notify_route.py --quick --json     # the smoke test's size
     .venv/bin/python bench/notify_route.py --only sqlite --profile /tmp/prof
+    .venv/bin/python bench/notify_route.py --only postgresql --digests-only --json
 """
 
 from __future__ import annotations
@@ -562,7 +563,11 @@ def run_sqlite(args: argparse.Namespace, profiles: Profiles, progress: Any) -> d
             return SqliteStore(path)
 
         async def measure() -> dict[str, Any]:
-            routing = await measure_routing(make_store, bare, args, profiles, "sqlite", progress)
+            routing = None
+            if not args.digests_only:
+                routing = await measure_routing(
+                    make_store, bare, args, profiles, "sqlite", progress
+                )
             digests = await measure_digests(make_store, args, profiles, "sqlite", progress)
             return {"routing": routing, "digest": digests}
 
@@ -598,9 +603,11 @@ def run_postgres(args: argparse.Namespace, profiles: Profiles, progress: Any) ->
             async with opened(make_store()) as store:
                 population = await data.load(store, args.recipients, progress)
             print(f"  loaded in {population.load_seconds:.1f} s", file=progress, flush=True)
-            routing = await measure_routing(
-                make_store, bare, args, profiles, "postgresql", progress
-            )
+            routing = None
+            if not args.digests_only:
+                routing = await measure_routing(
+                    make_store, bare, args, profiles, "postgresql", progress
+                )
             digests = await measure_digests(make_store, args, profiles, "postgresql", progress)
             return {
                 "population": population.as_dict() | {"cached": False},
@@ -645,8 +652,9 @@ def print_table(report: dict[str, Any]) -> None:
         ("decision CPU ms", lambda b: f"{b['routing']['decision']['cpu_ms_per_op']:.3f}"),
         ("notify CPU ms", lambda b: f"{b['routing']['notify']['cpu_ms_per_op']:.3f}"),
     )
-    for label, cell in rows:
-        print(f"{label:<24}" + "".join(f"{cell(b):>14}" for b in backends.values()))
+    if all(b["routing"] is not None for b in backends.values()):
+        for label, cell in rows:
+            print(f"{label:<24}" + "".join(f"{cell(b):>14}" for b in backends.values()))
 
     print()
     header = f"{'digests':<24}" + "".join(f"{name:>14}" for name in backends)
@@ -720,6 +728,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="buffer digest items window after window, not interleaved (row layout test)",
     )
     parser.add_argument(
+        "--digests-only",
+        action="store_true",
+        help="skip the routing measurements (the population is still loaded)",
+    )
+    parser.add_argument(
         "--profile", type=Path, help="write cProfile stats of each measurement to this folder"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
@@ -758,6 +771,7 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": args.seconds,
         "concurrency": CONCURRENCY,
         "grouped_items": args.grouped_items,
+        "digests_only": args.digests_only,
         "target_decisions_per_second": TARGET,
         "machine": machine(),
         "backends": backends,

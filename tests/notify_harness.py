@@ -132,7 +132,7 @@ sweep_interval = "1h"
 
 @asynccontextmanager
 async def notify_server(
-    folder: Path, *, extra: str = "", route_port: int | None = None
+    folder: Path, *, extra: str = "", route_port: int | None = None, smsc_delay: float = 0.0
 ) -> AsyncIterator[NotifyServer]:
     """Start the whole thing in ``folder``; stop it on the way out."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -145,7 +145,7 @@ async def notify_server(
     )
     inbound, http = free_port(), free_port()
     with SmtpSink(folder) as sink:
-        async with FakeSmsc() as smsc:
+        async with FakeSmsc(answer_delay=smsc_delay) as smsc:
             path = folder / "mailwright.toml"
             path.write_text(
                 _config(folder, inbound=inbound, http=http, sink=route_port or sink.port,

@@ -228,13 +228,20 @@ async def test_sms_first_category_goes_to_the_smsc_and_receipts_move_its_state(
     await _state(server, result["id"], "sms", "delivered")
 
 
-async def test_stop_reply_withdraws_consent_after_one_confirmation(server: NotifyServer) -> None:
+async def test_stop_reply_withdraws_consent_after_one_confirmation(tmp_path: Path) -> None:
     """STOP: one confirmation text, then the number is suppressed and email takes over."""
+    async with notify_server(tmp_path, smsc_delay=0.3) as server:  # answers held 0.3 s
+        await _stop_story(server)
+
+
+async def _stop_story(server: NotifyServer) -> None:
     await _setup(server, phone=True)
     await server.smsc.mo(ANN_PHONE.lstrip("+"), "stop")
 
     [confirmation] = await server.smsc.wait_submits(1)
     assert b"no more messages" in confirmation.short_message
+    # The SMSC has the confirmation but has not answered yet: nothing is suppressed so far.
+    assert await server.store.get_suppression(ANN_PHONE) is None
     for _ in range(100):
         if await server.store.get_suppression(ANN_PHONE) is not None:
             break
@@ -302,7 +309,10 @@ async def test_two_hundred_concurrent_notifications_make_exactly_one_digest(
     report = await server.notify.sweeps.run_once()
     assert report.digests == 1
     [digest] = await server.mails(1)
-    assert "200" in _parse(digest)["Subject"] + digest.decode(errors="replace")
+    assert _parse(digest)["Subject"].startswith("200 new notifications in ")
+    text = _text(digest)
+    assert text.count("Hello Ann") == 20  # the newest ten, in the text and in the HTML part
+    assert "and 190 more" in text
     assert (await server.notify.sweeps.run_once()).digests == 0
     status = (await server.api.get(f"/v1/notifications/{results[17]['id']}")).json()
     assert status["status"]["email"]["state"] == "queued"
@@ -355,9 +365,30 @@ async def test_bad_input_gets_precise_problems_and_changes_nothing(server: Notif
         assert pointer in [error["pointer"] for error in answer.json()["errors"]]
     assert (await api.get("/v1/recipients/bob")).status_code == 404
 
-    big = {"recipient": "ann", "category": "newsletter", "template": "news",
-           "data": {"x": "y" * 200_000}}  # fmt: skip
-    assert (await api.post("/v1/notifications", json=big)).status_code == 413
+    body = {"recipient": "ann", "category": "newsletter", "template": "news"}
+    too_big = await api.post("/v1/notifications", json=body | {"data": {"x": "y" * 200_000}})
+    assert too_big.status_code == 413  # [http] max_body: refused before it is read
+    big_data = await api.post("/v1/notifications", json=body | {"data": {"x": "y" * 40_000}})
+    assert big_data.status_code == 413  # [notify] max_data, inside the body limit
+    assert big_data.json()["errors"][0]["pointer"] == "/data"
+
+    far = await api.put(
+        "/v1/recipients/ann/preferences", json={"paused_until": "9999-12-31T23:59:59-23:59"}
+    )
+    assert far.status_code == 422
+    assert far.json()["errors"][0]["pointer"] == "/paused_until"
+    for bad in ("\x00", "\ud800"):
+        entry = {"address": ANN, "category": "newsletter", "action": "grant", "basis": "consent",
+                 "source": {"kind": "form", "reference": "x"}, "wording": f"Yes{bad}",
+                 "wording_version": "1", "evidence": {"ip": "192.0.2.1"}}  # fmt: skip
+        answer = await api.post(
+            "/v1/recipients/ann/consent",
+            content=json.dumps({"entries": [entry]}),  # ASCII, "\ud800" escaped as JSON allows
+            headers={"Content-Type": "application/json"},
+        )
+        assert answer.status_code == 422, answer.text
+        assert answer.headers["content-type"].startswith("application/problem+json")
+    assert (await api.get("/v1/recipients/ann/preferences")).status_code == 200
 
     one_click = b"List-Unsubscribe=One-Click"
     form = {"Content-Type": "application/x-www-form-urlencoded"}

@@ -40,7 +40,7 @@ from mailwright.notify.model import (
 from mailwright.notify.store import open_store
 from mailwright.notify.store.base import DigestItem, NotifyStore, SmsMessage
 from mailwright.notify.store.postgres import PostgresStore
-from mailwright.notify.store.schema import MIGRATIONS
+from mailwright.notify.store.schema import BOOTSTRAP, MIGRATIONS, statement_sql
 from mailwright.notify.store.sqlite import SqliteStore
 
 pytestmark = pytest.mark.integration
@@ -256,6 +256,77 @@ async def test_migrations_apply_once(make_store: OpenStore, store_url: str) -> N
     raw(store_url, "INSERT INTO schema_version VALUES (999, 'future', 0)")
     with pytest.raises(StoreError, match="newer"):
         await make_store()
+
+
+async def test_clustering_migration_carries_digest_items_over(
+    make_store: OpenStore, store_url: str
+) -> None:
+    """A version-2 database's buffered items and closed windows survive migration 3."""
+    dialect = "sqlite" if store_url.startswith("sqlite:") else "postgresql"
+    raw(store_url, BOOTSTRAP)
+    for migration in MIGRATIONS[:2]:
+        for statement in migration.statements:
+            raw(store_url, statement_sql(statement, dialect))
+        raw(store_url, f"INSERT INTO schema_version VALUES ({migration.version}, 'old', 0)")
+    insert = (
+        "INSERT INTO digest_items (notification_id, channel, recipient_id, category,"
+        " created_at, template, due_at, data, window_id) VALUES"
+    )
+    items = (
+        f"('n1', 'email', 'u1', 'newsletter', {T0}, 'weekly', {T0 + 50}, '{{\"n\": 1}}', NULL)",
+        f"('n2', 'email', 'u1', 'newsletter', {T0 + 1}, 'weekly', {T0 + 50}, '{{}}', 'w1')",
+        f"('n3', 'email', 'u2', 'newsletter', {T0 + 2}, 'weekly', {T0 + 60}, '{{}}', NULL)",
+    )
+    raw(store_url, f"{insert} {', '.join(items)}")
+    raw(
+        store_url,
+        "INSERT INTO digest_windows (id, recipient_id, category, channel, due_at, item_count,"
+        " state, auto, reference, closed_at, sent_at, claimed_at) VALUES ('w1', 'u1',"
+        f" 'newsletter', 'email', {T0 + 50}, 1, 'closed', 0, NULL, {T0}, NULL, NULL)",
+    )
+
+    store = await make_store()
+
+    assert raw(store_url, "SELECT max(version) FROM schema_version") == [(3,)]
+    [old] = await store.closed_windows()
+    assert (old.id, [i.notification_id for i in old.items]) == ("w1", ["n2"])
+    windows = await store.close_due_windows(T0 + 100)
+    assert sorted((w.recipient_id, w.count, w.due_at) for w in windows) == [
+        ("u1", 1, T0 + 50),
+        ("u2", 1, T0 + 60),
+    ]
+    assert [w.items[0].data for w in windows if w.recipient_id == "u1"] == [{"n": 1}]
+    moved = raw(store_url, "SELECT window_id, notification_id FROM digest_window_items")
+    expected = [("w1", "n2"), *((w.id, w.items[0].notification_id) for w in windows)]
+    assert sorted(moved) == sorted(expected)
+    assert raw(store_url, "SELECT count(*) FROM digest_items") == [(0,)]
+    if dialect == "sqlite":
+        tables = raw(store_url, "SELECT sql FROM sqlite_master WHERE name LIKE 'digest_%items'")
+        assert len(tables) == 2
+        assert all(sql.rstrip().endswith("WITHOUT ROWID") for (sql,) in tables)
+
+
+async def test_one_close_claims_many_windows(make_store: OpenStore) -> None:
+    """One call closes every due group at once, each with its own count, items and auto flag."""
+    store = await make_store()
+    auto = ChannelPreference("newsletter", "email", "daily", auto=True)
+    await store.put_preferences(Preferences("u3", channels={("newsletter", "email"): auto}), API)
+    for i in range(60):
+        n = notification(i, recipient=f"u{i % 6}")
+        await store.add_notification(n, [digest_item(n, T0 + 100 + i % 3)])
+
+    windows = await store.close_due_windows(T0 + 101, newest=4)
+
+    assert sorted(w.recipient_id for w in windows) == ["u0", "u1", "u3", "u4"]
+    for w in windows:
+        number = int(w.recipient_id[1:])
+        expected = [i for i in range(60) if i % 6 == number][::-1]
+        assert w.count == 10
+        assert [item.notification_id for item in w.items] == [f"n{i:04d}" for i in expected[:4]]
+        assert w.auto is (w.recipient_id == "u3")
+        assert w.due_at == T0 + 100 + number % 3
+    assert sorted(w.id for w in await store.closed_windows()) == sorted(w.id for w in windows)
+    assert len(await store.close_due_windows(T0 + 102)) == 2
 
 
 def test_consent_ledger_has_no_update_or_delete_anywhere() -> None:
@@ -747,14 +818,19 @@ async def test_postgres_second_closer_skips_claimed_items(
         await store.add_notification(n := notification(i), [digest_item(n, T0)])
 
     with psycopg.connect(store_url) as rival:
-        rival.execute("UPDATE digest_items SET window_id = 'rival' WHERE window_id IS NULL")
+        rival.execute(  # a closer's claim: the items move to a window of the rival's
+            "WITH moved AS (DELETE FROM digest_items RETURNING *)"
+            " INSERT INTO digest_window_items SELECT 'rival', * FROM moved"
+        )
         closing = asyncio.create_task(store.close_due_windows(T0 + 1))
         await wait_for_lock_wait(store_url)
         rival.commit()
         windows = await closing
 
     assert windows == []
-    assert raw(store_url, "SELECT count(*) FROM digest_items WHERE window_id = 'rival'") == [(3,)]
+    rows = raw(store_url, "SELECT count(*) FROM digest_window_items WHERE window_id = 'rival'")
+    assert rows == [(3,)]
+    assert raw(store_url, "SELECT count(*) FROM digest_items") == [(0,)]
 
 
 async def wait_for_lock_wait(url: str) -> None:

@@ -234,7 +234,7 @@ class Dispatcher:
                 )
                 return decision
             return await self._finish(notification, decision, state, f"{channel}: {error}")
-        # TODO(issue 5): at least once, not exactly once: a crash after the queue's fsync
+        # TODO: at least once, not exactly once: a crash after the queue's fsync
         # and before this commit sends the notification again at restart. The Message-ID
         # is the notification's id, so receivers can tell; an idempotent injection (the
         # spool refusing a second message with that id) would close the gap.

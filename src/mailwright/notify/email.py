@@ -214,7 +214,7 @@ def _mailbox_field(field: str, value: str, what: str) -> bytes:
         raise HeaderError(f"{what} {value!r} is not an address")
 
     if not mailbox.username.isascii():
-        # TODO(issue 5): a non-ASCII local part needs SMTPUTF8 and RFC 6532 headers,
+        # TODO: a non-ASCII local part needs SMTPUTF8 and RFC 6532 headers,
         # which the notification channel does not negotiate yet.
         raise HeaderError(f"{what} {value!r} has a non-ASCII local part")
     domain = mailbox.domain

@@ -96,7 +96,7 @@ class RenderedEmail:
 class _Sandbox(ImmutableSandboxedEnvironment):
     """The immutable sandbox, with repetition and powers bounded."""
 
-    # TODO(issue 5): rendering has no CPU time limit, and filters that pad or
+    # TODO: rendering has no CPU time limit, and filters that pad or
     # repeat (center, indent, wordwrap with huge widths) are not bounded; a
     # hostile API-key holder could stall a worker. Rendering in a subprocess
     # with a deadline would bound both.
@@ -228,7 +228,7 @@ class Renderer:
         does not hold back the rest. ``auto`` adds the notice that the
         digest was switched on automatically, with ``links.revert_url``.
         """
-        # TODO(issue 5): the digest's own sentences are English only; ``locale`` is
+        # TODO: the digest's own sentences are English only; ``locale`` is
         # used for the HTML lang attribute until there is a message catalogue.
         title = category.description or category.name
         subject = f"{_plural(count, 'new notification')} in {title}"
@@ -285,7 +285,7 @@ class Renderer:
         The newest item's SMS text is quoted when its template has one and it
         renders, cut to :data:`SMS_PREVIEW` characters; otherwise it is left out.
         """
-        # TODO(issue 5): English only, as for digest emails.
+        # TODO: English only, as for digest emails.
         title = category.description or category.name
         text = f"{_plural(count, 'new notification')} in {title}"
 

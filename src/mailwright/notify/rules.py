@@ -28,11 +28,13 @@ turns it into a digest; the last rule then looks at all channels together.
    notification is held until they end; urgent transactional ones bypass them.
    Commercial SMS goes out only inside the marketing window (08:00-21:00 local
    by default), else it is held until the window opens.
-5. *frequency_cap*: commercial sends per recipient, channel and local day; at
-   the cap the channel is skipped (a hold released on another local day is not
-   counted against today).
+5. *frequency_cap*: commercial sends per recipient and channel counted since
+   the facts' start (the service counts the last 24 hours); at the cap the
+   channel is skipped (a hold released on a later local day is not counted
+   against the current count).
 6. *auto_digest*: when the recipient already had ``auto_digest_after``
-   notifications of this category today and the channel's cadence is the
+   notifications of this category in the counted span (the last 24 hours) and
+   the channel's cadence is the
    category default (an explicit ``instant`` is respected, so one click back to
    instant sticks), the channel becomes a daily digest and is listed in
    :attr:`Routing.auto_digest` for the caller to store as a preference with
@@ -87,9 +89,10 @@ class RouterSettings:
     """The operator's routing policy; a category's own values override the defaults here.
 
     ``quiet_hours`` applies to every category without its own (None: none).
-    ``frequency_cap`` is commercial sends per recipient, channel and local day;
-    ``auto_digest_after`` the notifications of one category per recipient and
-    local day after which it becomes a daily digest; ``sunset_after`` the
+    ``frequency_cap`` is commercial sends per recipient and channel in the
+    counted span (the last 24 hours, as the service gathers the facts);
+    ``auto_digest_after`` the notifications of one category per recipient in
+    that span after which it becomes a daily digest; ``sunset_after`` the
     seconds without engagement after which commercial mail stops. None turns
     a rule off.
     """
@@ -407,7 +410,7 @@ def _check_quiet_hours(ctx: _Context, channel: Channel) -> tuple[float, str] | N
     quiet = category.quiet_hours if category.quiet_hours is not None else ctx.settings.quiet_hours
     if quiet is not None and quiet.start == quiet.end:
         quiet = None
-    # TODO(issue 5): one marketing SMS window for everyone (the US TCPA hours); some
+    # TODO: one marketing SMS window for everyone (the US TCPA hours); some
     # countries set other hours or ban Sundays and holidays, which needs a window per
     # country of the phone number.
     window = ctx.settings.marketing_sms_window
@@ -454,7 +457,7 @@ def _check_quiet_hours(ctx: _Context, channel: Channel) -> tuple[float, str] | N
 def _check_frequency_cap(
     ctx: _Context, channel: Channel, address: str, held_until: float | None
 ) -> None:
-    """Rule 5: commercial sends per recipient, channel and local day stay under the cap."""
+    """Rule 5: commercial sends per recipient and channel in the counted span stay capped."""
     category = ctx.category
     if not category.commercial:
         ctx.step("frequency_cap", channel, "pass", "transactional: not capped")
@@ -467,16 +470,18 @@ def _check_frequency_cap(
         return
 
     sent = ctx.facts.sent_since.get(channel, 0)
-    # TODO(issue 5): a hold released on a later local day is not counted against that
+    # TODO: a hold released on a later local day is not counted against that
     # day's cap (its count is unknown now, and held notifications are not re-routed).
     if held_until is not None and local_day_start(held_until, ctx.tz) > ctx.now:
-        detail = f"released on a later local day: today's {sent} of {cap} do not count"
+        detail = (
+            f"released on a later local day: the {sent} of {cap} sent in 24 hours do not count"
+        )
         ctx.step("frequency_cap", channel, "pass", detail)
         return
     if sent >= cap:
-        detail = f"cap reached: {sent} commercial {channel} sends today, cap {cap}"
+        detail = f"cap reached: {sent} commercial {channel} sends in 24 hours, cap {cap}"
         raise ctx.stop("frequency_cap", channel, detail, address=address)
-    ctx.step("frequency_cap", channel, "pass", f"{sent} of {cap} commercial sends today")
+    ctx.step("frequency_cap", channel, "pass", f"{sent} of {cap} commercial sends in 24 hours")
 
 
 def _check_auto_digest(ctx: _Context, channel: Channel, chosen: bool) -> float | None:
@@ -497,12 +502,12 @@ def _check_auto_digest(ctx: _Context, channel: Channel, chosen: bool) -> float |
     elif chosen:
         why = "instant chosen by the recipient"
     elif count < threshold:
-        why = f"{count} {category.name} notifications today, digest after {threshold}"
+        why = f"{count} {category.name} notifications in 24 hours, digest after {threshold}"
     else:
         digest_at = category.digest_at or ctx.settings.default_digest_at
         due = next_local_time(ctx.now, ctx.tz, digest_at)
         detail = (
-            f"{count} {category.name} notifications today (more than {threshold}): "
+            f"{count} {category.name} notifications in 24 hours (more than {threshold}): "
             f"switched to a daily digest at {digest_at} local, due {ctx.local(due)}"
         )
         ctx.step("auto_digest", channel, "digest", detail)

@@ -51,7 +51,7 @@ SYSTEM = Actor("system", "system")
 #: Seconds a ``send`` decision stays ``pending`` before recovery sends it: long enough
 #: for the dispatch that made it (in this process or another node) to finish, and the
 #: pause before retrying a channel that was unavailable.
-# TODO(issue 5): a lease per decision would make recovery safe between nodes without
+# TODO: a lease per decision would make recovery safe between nodes without
 # relying on this grace; two nodes can still both pick up a decision older than it.
 RECOVERY_GRACE = 10.0
 
@@ -195,7 +195,7 @@ class Sweeps:
             fresh = routing.decisions.get(channel)
             decision = notification.decisions[channel]
             if fresh is None or fresh.action in ("skip", "digest"):
-                # TODO(issue 5): a held item whose channel became a digest meanwhile is
+                # TODO: a held item whose channel became a digest meanwhile is
                 # skipped rather than moved into the window; rare, and said in the trace.
                 decision.action, decision.state = "skip", "skipped"
                 reason = fresh.reason if fresh is not None else "channel no longer used"
@@ -224,7 +224,7 @@ class Sweeps:
         now = self.service.clock()
         settings = self.service.settings
         names = [c.name for c in commercial]
-        # TODO(issue 5): this walks every address with commercial consent each sweep;
+        # TODO: this walks every address with commercial consent each sweep;
         # at millions of addresses it wants an index on the computed expiry instead.
         for address in await self.store.consent_addresses(names):
             entries = await self.store.consent_entries(address)
@@ -272,7 +272,7 @@ class Sweeps:
         """The notice (or a reminder) asking to confirm a consent about to expire."""
         recipient_id = await self.store.recipient_of(address)
         if recipient_id is None or "@" not in address:
-            # TODO(issue 5): re-permission by SMS is not sent; texts asking to re-confirm
+            # TODO: re-permission by SMS is not sent; texts asking to re-confirm
             # need carrier-approved wording, so numbers simply expire.
             return False
         recipient = await self.store.get_recipient(recipient_id)

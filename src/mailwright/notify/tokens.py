@@ -70,7 +70,7 @@ class TokenKeyError(NotifyError):
     """The token key file cannot be created or read, or holds a key of the wrong size."""
 
 
-# TODO(issue 5): one key only; replacing it invalidates every link already sent.
+# TODO: one key only; replacing it invalidates every link already sent.
 # Rotation would keep old keys for opening, selected by the version octet.
 class TokenBox:
     """Seals and opens link tokens with one AES-256-GCM key.

@@ -1,6 +1,6 @@
 """API keys: how they are made, stored and checked.
 
-A key reads ``mw_<id>_<secret>``: the id (12 hex digits, chosen by the
+A key reads ``mw_<id>_<secret>``: the id (32 hex digits, chosen by the
 store) finds the stored key in one indexed lookup, and the secret (32
 URL-safe characters, 192 bits from :mod:`secrets`) proves it. Only the
 SHA-256 of the secret is stored, so a stolen database holds no usable key; a

@@ -66,7 +66,7 @@ async def caller(
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
 ) -> Caller:
     """The authenticated caller; Unauthorized without a valid key."""
-    # TODO(issue 5): FastAPI reads and parses the body before any dependency runs, so an
+    # TODO: FastAPI reads and parses the body before any dependency runs, so an
     # anonymous request with malformed JSON gets 400, not 401; it learns nothing from it.
     state = api_state(request)
     try:
@@ -105,7 +105,7 @@ Auth = Annotated[Caller, Depends(caller)]
 router = APIRouter(prefix="/v1", dependencies=[Depends(json_only)])
 
 
-# TODO(issue 5): shape errors (pydantic) and rule errors (validate) come in two rounds: a
+# TODO: shape errors (pydantic) and rule errors (validate) come in two rounds: a
 # body with an unknown field and a bad phone number names the field first, the number next.
 def _names(**fields: str) -> None:
     """Check names at once (``/recipient``, ``/category``, …); InvalidInput lists every bad one."""
@@ -295,7 +295,7 @@ async def patch_preferences(
     auth: Auth,
 ) -> schemas.PreferencesBody:
     """Change the fields and channel choices given; keep the rest."""
-    # TODO(issue 5): a PATCH cannot remove one channel choice (back to the default);
+    # TODO: a PATCH cannot remove one channel choice (back to the default);
     # the store's merge has no way to say so. PUT the whole document instead.
     current = await auth.service.get_preferences(recipient_id)
     preferences = validate.preferences(schemas.patched(current, body))

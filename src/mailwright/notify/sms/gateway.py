@@ -121,7 +121,7 @@ def parse_url(url: str) -> SmscAddress:
     """
     parts = urlsplit(url)
     if parts.scheme == "smpps":
-        # TODO(issue 5): smpp34's Client takes tls=True, but its Server has no TLS to test
+        # TODO: smpp34's Client takes tls=True, but its Server has no TLS to test
         # against here; SMPP over TLS waits for a TLS-capable fake SMSC.
         raise InvalidSmscUrl(f"{_redact(url)}: smpps (SMPP over TLS) is not supported yet")
     if parts.scheme != "smpp":
@@ -441,7 +441,7 @@ class SmppGateway:
 
     async def _dispatch(self, event: smpp34.DeliverSmEvent) -> None:
         """A receipt to ``on_receipt``, anything else to ``on_inbound``; failures are logged."""
-        # TODO(issue 5): smpp34 acknowledges a deliver_sm before we see it, so a receipt or STOP
+        # TODO: smpp34 acknowledges a deliver_sm before we see it, so a receipt or STOP
         # whose handler fails is lost rather than redelivered by the SMSC; a durable inbox
         # written before the handler runs would close that gap.
         kind = "receipt" if event.esm_class & RECEIPT else "inbound"
@@ -462,7 +462,7 @@ class SmppGateway:
 
     def _inbound(self, event: smpp34.DeliverSmEvent) -> InboundSms:
         """Decode a mobile-originated message; an international source gets its ``+``."""
-        # TODO(issue 5): a long MO arrives as several deliver_sm, each handed on by itself;
+        # TODO: a long MO arrives as several deliver_sm, each handed on by itself;
         # reassembling them by their concatenation header is not done (keywords fit in one).
         text = decode(event.data_coding, event.short_message, event.esm_class, packed=self._packed)
         source = event.source_addr

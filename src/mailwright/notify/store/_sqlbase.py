@@ -24,7 +24,7 @@ from mailwright.notify.model import Actor, Category
 from mailwright.notify.store import codec
 from mailwright.notify.store._worker import Outcome, Worker, run_each
 from mailwright.notify.store.base import NotifyStore
-from mailwright.notify.store.schema import BOOTSTRAP, MIGRATIONS, SCHEMA_VERSION
+from mailwright.notify.store.schema import BOOTSTRAP, MIGRATIONS, SCHEMA_VERSION, statement_sql
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,10 @@ class SqlBase(NotifyStore):
     group_commit = False
 
     #: Digest windows claimed per transaction by close_due_windows.
-    windows_per_transaction = 1
+    windows_per_transaction = 500
+
+    #: Claim many windows in one statement (a data-modifying WITH), not two per window.
+    claims_in_one_statement = False
 
     def __init__(
         self,
@@ -327,7 +330,7 @@ class SqlBase(NotifyStore):
             if migration.version in have:
                 continue
             for statement in migration.statements:
-                tx.run(statement)
+                tx.run(statement_sql(statement, self.backend))
             tx.run(
                 "INSERT INTO schema_version (version, summary, applied_at) VALUES (?, ?, ?)",
                 (migration.version, migration.summary, now),

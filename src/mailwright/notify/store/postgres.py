@@ -3,8 +3,9 @@
 Psycopg 3's synchronous API on a :class:`psycopg_pool.ConnectionPool`, one
 worker thread per pooled connection. Transactions run at READ COMMITTED, which
 is enough for everything the store does: unique keys settle concurrent
-inserts (``ON CONFLICT``), and claims are ``UPDATE … WHERE window_id IS NULL``,
-which a second updater re-checks after the first commits. A transaction the
+inserts (``ON CONFLICT``), and a digest window is claimed by deleting its
+buffered items (one statement for many windows), which a second closer
+re-checks after the first commits. A transaction the
 server aborts to break a deadlock is run again. Psycopg prepares a statement
 on a connection once it has run a few times, so the router's SELECTs are
 parsed and planned once per connection.
@@ -42,6 +43,7 @@ class PostgresStore(SqlStore):
     conflict_errors = (psycopg.errors.UniqueViolation,)
     retry_errors = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
     database_errors = (psycopg.Error,)
+    claims_in_one_statement = True
 
     def __init__(
         self,

@@ -15,6 +15,11 @@ a store applies the missing ones, in order, in one transaction. A migration is
 never edited once released: a change is a new one appended to
 :data:`MIGRATIONS`.
 
+Where the dialects differ in how a table is *stored* (never in its columns or
+keys), a statement is a :class:`Tailored`: the shared SQL plus a suffix per
+dialect, appended by :func:`statement_sql` (``WITHOUT ROWID`` on SQLite, for
+example, which clusters the rows by their primary key).
+
 Tables, by what they hold:
 
 - ``categories``, ``templates``: the body as JSON, the name as the key.
@@ -29,14 +34,40 @@ Tables, by what they hold:
   ``notification_notes`` (trace steps added later), ``decisions`` (one row per
   notification and channel; the router's counters read it by recipient and
   time).
-- ``digest_items`` (``window_id`` NULL while buffered) and ``digest_windows``.
+- ``digest_items`` (buffered items), ``digest_window_items`` (the items of
+  closed windows) and ``digest_windows``. Closing a window moves its items
+  from the first to the second (before version 3 one table held both, with
+  ``window_id`` NULL while buffered). Each is keyed by how it is read: buffered
+  items by group and due time (recipient, category, channel, ``due_at``,
+  notification), a window's items by window and age; on SQLite both tables are
+  ``WITHOUT ROWID``, clustered by that key, so a window's items sit together
+  and closing one rewrites a few pages instead of one page per item. An item
+  is written only with its notification, in the same transaction, so
+  ``(notification_id, channel)`` is unique by construction; no index keeps it
+  so (one would cost a random page write per item moved).
 - ``api_keys``, ``sms_messages`` and ``sms_message_ids`` (one row per segment,
   for receipt lookup), ``audit``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Tailored:
+    """A statement whose end differs by dialect: table options, never columns or keys.
+
+    ``suffix`` maps a backend's name (``sqlite``, ``postgresql``) to the text
+    appended to ``sql`` there; a backend it does not name runs ``sql`` alone.
+    """
+
+    sql: str
+    suffix: Mapping[str, str] = field(default_factory=dict)
+
+
+Statement = str | Tailored
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +76,14 @@ class Migration:
 
     version: int
     summary: str
-    statements: tuple[str, ...]
+    statements: tuple[Statement, ...]
+
+
+def statement_sql(statement: Statement, dialect: str) -> str:
+    """The SQL a backend named ``dialect`` runs for one migration statement."""
+    if isinstance(statement, str):
+        return statement
+    return statement.sql.rstrip() + statement.suffix.get(dialect, "")
 
 
 #: Created before anything else, so a store can tell which migrations a database has had.
@@ -282,6 +320,55 @@ _INITIAL = (
     "CREATE INDEX audit_created ON audit (created_at)",
 )
 
+_ITEM_COLUMNS = (
+    "notification_id, channel, recipient_id, category, created_at, template, due_at, data"
+)
+
+_ITEM_TABLE = """
+    CREATE TABLE {name} (
+        {first}
+        notification_id TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        recipient_id TEXT NOT NULL,
+        category TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        template TEXT NOT NULL,
+        due_at DOUBLE PRECISION NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY ({key})
+    )
+"""
+
+# Buffered items and the items of closed windows apart, each clustered by how it is read
+# (on SQLite): buffered by group and due time, closed by window and age. Closing moves rows.
+_WINDOW_ITEMS = (
+    Tailored(
+        _ITEM_TABLE.format(
+            name="digest_buffered",
+            first="",
+            key="recipient_id, category, channel, due_at, notification_id",
+        ),
+        {"sqlite": " WITHOUT ROWID"},
+    ),
+    f"INSERT INTO digest_buffered ({_ITEM_COLUMNS}) SELECT {_ITEM_COLUMNS} FROM digest_items"
+    " WHERE window_id IS NULL ORDER BY recipient_id, category, channel, due_at, notification_id",
+    Tailored(
+        _ITEM_TABLE.format(
+            name="digest_window_items",
+            first="window_id TEXT NOT NULL,",
+            key="window_id, created_at, notification_id, channel",
+        ),
+        {"sqlite": " WITHOUT ROWID"},
+    ),
+    f"INSERT INTO digest_window_items (window_id, {_ITEM_COLUMNS})"
+    f" SELECT window_id, {_ITEM_COLUMNS} FROM digest_items WHERE window_id IS NOT NULL"
+    " ORDER BY window_id, created_at, notification_id, channel",
+    "DROP TABLE digest_items",
+    "ALTER TABLE digest_buffered RENAME TO digest_items",
+    # Finding due groups reads this index alone; claiming by group reads the primary key.
+    "CREATE INDEX digest_items_due ON digest_items (due_at, recipient_id, category, channel)",
+)
+
 #: Every migration, oldest first; versions count up from 1 without gaps.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "notification store", _INITIAL),
@@ -291,6 +378,8 @@ MIGRATIONS: tuple[Migration, ...] = (
         "digest window claims",
         ("ALTER TABLE digest_windows ADD COLUMN claimed_at DOUBLE PRECISION",),
     ),
+    # A window's items together, so closing one touches a page or two, not twenty.
+    Migration(3, "digest items clustered by window", _WINDOW_ITEMS),
 )
 
 #: The version a database has once every migration is applied.
