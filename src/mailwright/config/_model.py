@@ -28,6 +28,7 @@ from mailwright.config._values import (
     parse_duration,
     parse_host_port,
     parse_ip,
+    parse_listen_address,
     parse_network,
     parse_size,
 )
@@ -83,12 +84,6 @@ def _hostname(value: object) -> str:
 def _nameserver(value: object) -> HostPort:
     address = parse_host_port(value, default_port=53)
     parse_ip(address.host)  # resolvers are addressed by IP: no DNS to find DNS
-    return address
-
-
-def _listen_address(value: object) -> HostPort:
-    address = parse_host_port(value)
-    parse_ip(address.host)  # bind to an address, not a name that may resolve elsewhere
     return address
 
 
@@ -170,7 +165,7 @@ class ListenerConfig:
     """
 
     role: Role
-    address: Annotated[HostPort, _listen_address]
+    address: Annotated[HostPort, parse_listen_address]
     tls_cert: Path | None = None
     tls_key: Path | None = None
     max_connections: Count = LimitsConfig.max_connections

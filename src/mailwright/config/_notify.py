@@ -18,8 +18,9 @@ from mailwright.config._values import (
     HostPort,
     InvalidValue,
     parse_duration,
-    parse_host_port,
-    parse_ip,
+    parse_listen_address,
+    parse_mailbox,
+    parse_positive_duration,
     parse_size,
 )
 
@@ -30,12 +31,6 @@ _SENDER_ID = re.compile(r"\+?[0-9]{1,15}|[A-Za-z0-9 ]{1,11}")
 
 #: The consent bases a lifetime may be configured for (see mailwright.notify.model.BASES).
 LIFETIME_BASES = ("consent", "soft_opt_in", "contract", "legitimate_interest", "legal_obligation")
-
-
-def _listen_address(value: object) -> HostPort:
-    address = parse_host_port(value)
-    parse_ip(address.host)
-    return address
 
 
 def _public_url(value: object) -> str:
@@ -103,13 +98,6 @@ def _optional_duration(value: object) -> float | None:
     return seconds
 
 
-def _positive_duration(value: object) -> float:
-    seconds = parse_duration(value)
-    if seconds <= 0:
-        raise InvalidValue("must be longer than 0s")
-    return seconds
-
-
 def _lifetimes(value: object) -> dict[str, float | None]:
     if not isinstance(value, dict):
         raise InvalidValue(f'expected a table such as {{ consent = "730d" }}, got {value!r}')
@@ -144,17 +132,6 @@ def _store(value: object, base_dir: Path) -> str:
     return str(path if path.is_absolute() else base_dir / path)
 
 
-def _address(value: object) -> str:
-    if not isinstance(value, str) or value.count("@") != 1 or any(c.isspace() for c in value):
-        raise InvalidValue(
-            f"expected a mail address such as unsubscribe@example.com, got {value!r}"
-        )
-    local, _, domain = value.rpartition("@")
-    if not local or not domain:
-        raise InvalidValue(f"{value!r} is not a mail address")
-    return f"{local}@{domain.lower().rstrip('.')}"
-
-
 @dataclass(frozen=True)
 class HttpConfig:
     """``[http]``: the HTTP API, the preference centre and the one-click endpoint.
@@ -165,7 +142,7 @@ class HttpConfig:
     """
 
     enabled: bool = True
-    address: Annotated[HostPort, _listen_address] = field(
+    address: Annotated[HostPort, parse_listen_address] = field(
         default=HostPort("127.0.0.1", 8025), metadata={"default_toml": "127.0.0.1:8025"}
     )
     public_url: Annotated[str, _public_url] = ""
@@ -220,8 +197,8 @@ class NotifyConfig:
     store: Annotated[str, WithBaseDir(_store)] = field(
         default="var/notify.db", metadata={"default_toml": "var/notify.db"}
     )
-    from_address: Annotated[str, _address] | None = None  # None: notifications@HOSTNAME
-    unsubscribe_address: Annotated[str, _address] | None = None
+    from_address: Annotated[str, parse_mailbox] | None = None  # None: notifications@HOSTNAME
+    unsubscribe_address: Annotated[str, parse_mailbox] | None = None
     quiet_hours: Annotated[str, _span] = ""
     marketing_sms_hours: Annotated[str, _span] = "08:00-21:00"
     frequency_cap: Annotated[int | None, _optional_count] = 10
@@ -234,7 +211,7 @@ class NotifyConfig:
     repermission_template: str = "repermission"
     sunset_after: Annotated[float | None, _optional_duration] = 180 * 86400.0
     link_lifetime: Seconds = 365 * 86400.0
-    sweep_interval: Annotated[float, _positive_duration] = 30.0
+    sweep_interval: Annotated[float, parse_positive_duration] = 30.0
     max_data: Annotated[int, parse_size] = 32 * 1024
 
     def __post_init__(self) -> None:

@@ -17,7 +17,9 @@ from mailwright.config._values import (
     absolute_route_path,
     parse_domains,
     parse_duration,
+    parse_mailbox,
     parse_network,
+    parse_positive_duration,
 )
 from mailwright.errors import ConfigError
 
@@ -48,13 +50,6 @@ def _modules(value: object, base_dir: Path) -> tuple[str, ...]:
     return tuple(_module(item, base_dir) for item in value)
 
 
-def _positive_duration(value: object) -> float:
-    seconds = parse_duration(value)
-    if seconds <= 0:
-        raise InvalidValue("must be longer than 0s")
-    return seconds
-
-
 def _route(value: object, base_dir: Path) -> str:
     """A route string (``maildir:PATH``, ``smtp://``, ``lmtp://``) checked like ``[routes]``."""
     from mailwright.routes import parse_route
@@ -71,15 +66,6 @@ def _route(value: object, base_dir: Path) -> str:
     return text
 
 
-def _mailbox(value: object) -> str:
-    if not isinstance(value, str) or value.count("@") != 1:
-        raise InvalidValue(f"expected a mail address such as dmarc@example.test, got {value!r}")
-    local, _, domain = value.strip().rpartition("@")
-    if not local or not domain or any(char.isspace() for char in value.strip()):
-        raise InvalidValue(f"{value!r} is not a mail address")
-    return f"{local}@{domain.lower().rstrip('.')}"
-
-
 @dataclass(frozen=True)
 class PolicyConfig:
     """``[policy]``: the operator's policy modules, run in order at every stage.
@@ -90,7 +76,7 @@ class PolicyConfig:
     """
 
     modules: Annotated[tuple[str, ...], WithBaseDir(_modules)] = ()
-    timeout: Annotated[float, _positive_duration] = 10.0
+    timeout: Annotated[float, parse_positive_duration] = 10.0
 
 
 @dataclass(frozen=True)
@@ -111,10 +97,10 @@ class DmarcConfig:
     monitor_domains: Domains = ()  # recipient domains where failures are only reported
     temperror: Literal["tempfail", "accept"] = "tempfail"
     sample_pct: bool = True  # apply a legacy pct between 1 and 99 by random draw
-    report_address: Annotated[str, _mailbox] | None = None
-    report_from: Annotated[str, _mailbox] | None = None
+    report_address: Annotated[str, parse_mailbox] | None = None
+    report_from: Annotated[str, parse_mailbox] | None = None
     report_org_name: str = ""  # empty: server.hostname
-    report_interval: Annotated[float, _positive_duration] = 86400.0
+    report_interval: Annotated[float, parse_positive_duration] = 86400.0
     send_reports: bool = True
     failure_reports: bool = False
     store: Path = Path("var/dmarc.db")  # our evaluations, for the reports we send

@@ -211,3 +211,28 @@ def absolute_route_path(route: str, base_dir: Path) -> str:
             if path and not path.startswith("/"):
                 return f"{prefix}{base_dir / path}"
     return route
+
+
+def parse_positive_duration(value: object) -> float:
+    """A duration longer than 0 seconds (see :func:`parse_duration`)."""
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise InvalidValue("must be longer than 0s")
+    return seconds
+
+
+def parse_listen_address(value: object) -> HostPort:
+    """``IP:PORT`` to listen on: an address, not a name that may resolve elsewhere."""
+    address = parse_host_port(value)
+    parse_ip(address.host)
+    return address
+
+
+def parse_mailbox(value: object) -> str:
+    """One mail address, its domain lower-cased (``dmarc@example.test``)."""
+    if not isinstance(value, str) or value.count("@") != 1:
+        raise InvalidValue(f"expected a mail address such as dmarc@example.test, got {value!r}")
+    local, _, domain = value.strip().rpartition("@")
+    if not local or not domain or any(char.isspace() for char in value.strip()):
+        raise InvalidValue(f"{value!r} is not a mail address")
+    return f"{local}@{domain.lower().rstrip('.')}"

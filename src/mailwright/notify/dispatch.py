@@ -209,6 +209,9 @@ class Dispatcher:
             return await self._finish(notification, decision, "failed", "recipient, category"
                                       " or template no longer exists")  # fmt: skip
 
+        # TODO: right after routing this repeats reads routing_facts made moments ago
+        # (suppression, consent, engagement); worth skipping for a send dispatched within
+        # a second or so, once a store change can be seen to have happened in between.
         why_not = await refusal(
             self.store, address, category, now=self.clock(), lifetimes=self.lifetimes
         )

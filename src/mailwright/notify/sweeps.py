@@ -216,6 +216,9 @@ class Sweeps:
 
     # -- 4 re-permission, expiry, sunset ---------------------------------------------------
 
+    # TODO: nothing is ever purged: sent digest windows and their items, notifications,
+    # the audit log and the ledger grow for ever; a retention sweep (per table, with the
+    # ledger kept as long as the law asks) belongs here.
     async def _permission(self) -> tuple[int, int]:
         commercial = [c for c in await self.store.list_categories() if c.commercial]
         if not commercial:

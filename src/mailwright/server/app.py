@@ -139,6 +139,10 @@ class Application:
         self.policies.inject = self.injector.inject
         # The notification layer: its mail enters the queue like reports do, signed as ours.
         self.notify: NotifyRuntime | None = None
+        # TODO: a delivery-only child (delivery_process = true) has no notification
+        # layer, so the email channel's delivered/failed states and hard-bounce
+        # suppression are not recorded for what it delivers; it would need the runtime's
+        # event subscription without the rest.
         if receive:
             from mailwright.notify.runtime import NotifyRuntime
 

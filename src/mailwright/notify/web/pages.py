@@ -230,7 +230,12 @@ class _Pages:
     # -- reverting an automatic digest ---------------------------------------------------
 
     async def confirm_revert(self, token: str, request: Request) -> Response:
-        """Ask before switching an automatic digest back to instant."""
+        """Ask before switching an automatic digest back to instant.
+
+        The "one click" is the button on this page, not the link: a GET that acted
+        would be followed by mail providers' link scanners, undoing every automatic
+        digest for their users.
+        """
         try:
             claims = self._open(token, "revert")
         except NotifyError as exc:
